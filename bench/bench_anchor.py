@@ -1,0 +1,260 @@
+"""Benchmark a provincial node end to end: licenses issued *and anchored* per second, against the raw SM2 signing
+rate of the same run, on SQLite and PostgreSQL; and proof bundles (size, generation rate).
+
+Usage: ``python3 bench/bench_anchor.py [--count N] [--proofs N] [--no-postgres]``. It starts a real 3-province
+network on loopback (`licledger network` code, one process per member), joins a node to province 440000
+(`node init --network-dir`), and measures, all in this run:
+
+* ``raw SM2 sign/s``: ``PrivateKey.sign`` over a seal-sized payload (GB/T 32918.2), the bound every issued license
+  pays once;
+* ``end to end``: N licenses from JSON lines to anchored: parsed and validated, sealed, committed, stored with
+  their outbox entry (``records.store_many`` per chunk, the import path), while the anchoring worker runs passes
+  concurrently as ``node serve`` does (batches of ``anchor_batch_size``, RFC 9162 root, ``AnchorBatch`` signed and
+  committed by the ledger, receipts written); the clock stops when the last receipt is written;
+* the same steps measured alone over the same documents (validation, seal, store, anchoring), to show where the
+  time goes;
+* proof bundles: bytes (public view and full disclosure) and bundles/s (``ProofService.bundle``, ledger queries over
+  HTTP with the node's caches, and through the HTTP route).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from core import canonical, synth
+from core.codes import LicenseId
+from core.licenses import parse_document
+from core.seal import seal_document, signed_payload
+from core.sm2 import PrivateKey
+from network.localnet import init_network
+from network.procs import down, up
+from node import queries, records
+from node.access import Principal
+from node.cli import cli
+from node.context import NodeContext, open_node
+from node.main import create_app
+from node.proofs import ProofService
+from node.settings import load_settings
+from sync.anchor import AnchorWorker
+
+KEK = "00112233445566778899aabbccddeeff"
+MEMBER = "440000"
+MEMBERS = {"sqlite": "440000", "postgres": "310000"}
+CHUNK = 500
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _sign_rate(count: int) -> float:
+    key = PrivateKey.generate()
+    doc = parse_document(next(synth.generate("physician", 1, MEMBER, 1)))
+    payload = signed_payload(doc.to_canonical_dict(), {"pad": "x" * 200})
+    start = time.perf_counter()
+    for _ in range(count):
+        key.sign(payload)
+    return count / (time.perf_counter() - start)
+
+
+def _documents(member: str, count: int, uscc: str, start: int) -> list[bytes]:
+    out = []
+    for doc in synth.generate("physician", count, member, 7, start=start):
+        old = LicenseId.parse(doc["license_id"])
+        doc["issuer"]["authority_uscc"] = uscc
+        doc["license_id"] = str(LicenseId.build(old.type_code, uscc, old.serial, old.version))
+        out.append(canonical.encode(doc))
+    return out
+
+
+def _join(directory: Path, network_dir: Path, member: str, url: str | None) -> str:
+    args = ["node", "init", "--dir", str(directory), "--network-dir", str(network_dir), "--member", member]
+    args += ["--development", *(["--database-url", url] if url else [])]
+    result = CliRunner().invoke(cli, args, env={"LICLEDGER_KEK": KEK})
+    assert result.exit_code == 0, result.output
+    return next(line for line in result.stdout.splitlines() if line.startswith("llk_"))
+
+
+def _store(ctx: NodeContext, lines: list[bytes]) -> None:
+    """Parse, validate, seal, commit and store ``lines`` in chunks (each chunk one transaction)."""
+    principal = Principal("operator", "bench")
+    for i in range(0, len(lines), CHUNK):
+        with ctx.sessions() as session, session.begin():
+            docs = [records.validate(line, ctx) for line in lines[i : i + CHUNK]]
+            records.store_many(
+                session, ctx, docs, records.Request(principal, "bench", ctx.clock()), with_holder_token=False
+            )
+
+
+def _pending(ctx: NodeContext) -> int:
+    from node import outbox
+
+    with ctx.sessions() as session:
+        counts = outbox.pending_counts(session)
+    return counts.get("leaf:pending", 0) + counts.get("leaf:batched", 0)
+
+
+def _end_to_end(ctx: NodeContext, lines: list[bytes]) -> float:
+    worker = AnchorWorker(ctx)
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def anchoring() -> None:
+        while not stop.is_set():
+            report = worker.run_once()
+            if report.error:
+                errors.append(report.error)
+            if not report.batches:
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=anchoring, daemon=True)
+    start = time.perf_counter()
+    thread.start()
+    _store(ctx, lines)
+    while _pending(ctx):
+        assert not errors, errors
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    thread.join()
+    assert not errors, errors
+    return len(lines) / elapsed
+
+
+def _phases(ctx: NodeContext, lines: list[bytes], results: dict[str, float], name: str) -> None:
+    """Each step alone, per license, over the same kind of documents."""
+    n = len(lines)
+    start = time.perf_counter()
+    docs = [parse_document(line) for line in lines]
+    t_parse = time.perf_counter() - start
+    start = time.perf_counter()
+    for doc in docs:
+        seal_document(doc, ctx.signing_key, ctx.clock())
+    t_seal = time.perf_counter() - start
+    start = time.perf_counter()
+    _store(ctx, lines)
+    t_store_all = time.perf_counter() - start
+    start = time.perf_counter()
+    report = AnchorWorker(ctx).run_once(force=True)
+    t_anchor = time.perf_counter() - start
+    assert report.error is None and report.leaves == n, report
+    total = t_store_all + t_anchor
+    results[f"{name}: step alone, parse+validate, us/license"] = t_parse / n * 1e6
+    results[f"{name}: step alone, seal (SM2 sign), us/license"] = t_seal / n * 1e6
+    results[f"{name}: step alone, validate+seal+commit+store, us/license"] = t_store_all / n * 1e6
+    results[f"{name}: step alone, anchor (batches of 1024), us/license"] = t_anchor / n * 1e6
+    results[f"{name}: sequential issue then anchor, licenses/s"] = n / total
+    results[f"{name}: share of time in the SM2 seal, %"] = 100 * t_seal / total
+
+
+def _proofs(ctx: NodeContext, operator: str, count: int, results: dict[str, float], name: str) -> None:
+    service = ProofService(ctx)
+    with ctx.sessions() as session:
+        from node.db.models import License as Row
+
+        bases = list(session.scalars(Row.__table__.select().with_only_columns(Row.base_id).limit(count)))
+    deadline = time.monotonic() + 60
+    while True:  # wait until a final checkpoint covers the last batch
+        cp = service.latest_checkpoint()
+        ledger = ctx.ledger
+        assert ledger is not None
+        info = ledger.query("GetLedgerInfo")
+        if cp is not None and int(cp["fields"]["log_size"]) >= int(info["log"]["size"]):
+            break
+        assert time.monotonic() < deadline, "no final checkpoint over the anchored batches"
+        time.sleep(0.5)
+    sizes: dict[bool, list[int]] = {True: [], False: []}
+    for disclose in (False, True):
+        with ctx.sessions() as session:
+            loaded = [queries.load(session, queries.LicenseRef(b, None)) for b in bases]
+            service.bundle(session, loaded[0], disclose=disclose)  # warm the caches of the shared parts
+            start = time.perf_counter()
+            for item in loaded:
+                sizes[disclose].append(len(service.bundle(session, item, disclose=disclose).to_json()))
+            rate = len(loaded) / (time.perf_counter() - start)
+        label = "full" if disclose else "public"
+        results[f"{name}: proof bundle ({label}), bytes (median)"] = statistics.median(sizes[disclose])
+        results[f"{name}: proof bundle ({label}), bundles/s (service)"] = rate
+    client = TestClient(create_app(ctx))
+    headers = {"Authorization": f"Bearer {operator}"}
+    start = time.perf_counter()
+    for base in bases[: count // 2]:
+        assert client.get(f"/v1/licenses/{base}/proof", headers=headers).status_code == 200
+    results[f"{name}: GET /v1/licenses/{{id}}/proof (full, audited), bundles/s"] = (count // 2) / (
+        time.perf_counter() - start
+    )
+
+
+def _bench(
+    name: str, network_dir: Path, url: str | None, count: int, proofs: int, sign: float, out: dict[str, float]
+) -> None:
+    member = MEMBERS[name]  # one node per province member: two nodes of one member would fight over batch_seq
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp) / "node"
+        operator = _join(directory, network_dir, member, url)
+        ctx = open_node(load_settings(directory, anchor_batch_max_age_ms=200, checkpoint_cache_ms=0))
+        try:
+            uscc = ctx.settings.authority_uscc
+            rate = _end_to_end(ctx, _documents(member, count, uscc, 0))
+            out[f"{name}: end to end (validated, sealed, stored, anchored), licenses/s ({count:,})"] = rate
+            out[f"{name}: end_to_end_vs_sm2_sign"] = rate / sign
+            _phases(ctx, _documents(member, count, uscc, count), out, name)
+            _proofs(ctx, operator, proofs, out, name)
+        finally:
+            ctx.close()
+
+
+def run(count: int = 5000, proofs: int = 500, postgres: bool = True) -> dict[str, float]:
+    os.environ["LICLEDGER_KEK"] = KEK
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = init_network(
+            Path(tmp) / "net", ["110000", "310000", MEMBER], seed="bench-anchor", checkpoint_interval=4
+        )
+        statuses = up(config)
+        assert all(s.healthy for s in statuses), statuses
+        try:
+            sign = _sign_rate(2000)
+            results["raw SM2 sign/s"] = sign
+            _bench("sqlite", config.directory, None, count, proofs, sign, results)
+            if postgres:
+                db = f"licledger_bench_{secrets.token_hex(4)}"
+                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                    conn.execute(f'CREATE DATABASE "{db}"')
+                try:
+                    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+                    _bench("postgres", config.directory, url, count, proofs, sign, results)
+                finally:
+                    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                        conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            results["raw SM2 sign/s (again, after)"] = _sign_rate(2000)
+        finally:
+            down(config)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--proofs", type=int, default=500)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    results: dict[str, Any] = run(args.count, args.proofs, not args.no_postgres)
+    for name, value in results.items():
+        print(f"{name:78} {value:12,.2f}")
+
+
+if __name__ == "__main__":
+    main()

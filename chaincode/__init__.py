@@ -1,0 +1,1 @@
+"""The license-registry contract (Hyperledger Fabric contract API), shared by both ledger backends."""

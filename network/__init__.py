@@ -1,0 +1,1 @@
+"""The ledger: peers, ordering, membership and local multi-node networks."""

@@ -1,0 +1,1 @@
+"""The provincial and national node services (FastAPI, SQLAlchemy) and the `licledger` CLI."""

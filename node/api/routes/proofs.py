@@ -1,0 +1,200 @@
+"""Proofs, vouchers and the ledger's checkpoints (docs/node.md, "Proofs and vouchers").
+
+* ``GET /v1/licenses/{id}/proof``: the proof bundle (:mod:`core.bundle`, ``licledger-proof/1``) against the latest
+  final checkpoint. Anyone with the license id gets the public view (issuer, commitment, proofs, status); the
+  document, salt and seal go only to roles entitled to the personal data (operator, auditor, the holder, the
+  person's institutions), and each such disclosure is audited (``license.proof``). ``?view=public`` asks for the
+  public view whatever the role.
+* ``GET /v1/licenses/{id}/voucher.pdf``: the printed voucher (:mod:`node.voucher`) with the same split.
+* ``GET /v1/ledger/checkpoint``: the latest final checkpoint; ``GET /v1/ledger/consistency?from=&to=``: the
+  RFC 9162 consistency proof between two final checkpoints (by checkpoint ``seq``), so a verifier can advance
+  its trusted checkpoint (:func:`verifier.trust.advance_checkpoint`).
+
+Callers without a credential are rate-limited like the other public routes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from core.bundle import public_view
+from core.errors import DocumentError
+from node import audit, queries
+from node.access import Principal, sees_personal_data
+from node.api.deps import Ctx, CurrentPrincipal, NodeDep, SessionDep, rate_limit
+from node.api.routes.licenses import ERRORS, LicenseIdPath
+from node.errors import NotFoundError, PermissionDeniedError
+from node.proofs import ProofService
+from node.voucher import render_voucher
+
+router = APIRouter(tags=["proofs"])
+PROOF_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 425: ERRORS[409], 502: ERRORS[409], 503: ERRORS[409]}
+BUNDLE_MEDIA_TYPE = "application/json"
+
+
+def get_proofs(request: Request, node: NodeDep) -> ProofService:
+    service: ProofService | None = getattr(request.app.state, "proofs", None)
+    if service is None:
+        service = request.app.state.proofs = ProofService(node)
+    return service
+
+
+ProofsDep = Annotated[ProofService, Depends(get_proofs)]
+
+
+def limited(request: Request, principal: CurrentPrincipal) -> Principal:
+    """The caller; the public (no credential) is rate-limited per client IP."""
+    if principal.role == "public":
+        rate_limit(request)
+    return principal
+
+
+Caller = Annotated[Principal, Depends(limited)]
+View = Annotated[
+    Literal["full", "public"] | None,
+    Query(description="`public`: without document, salt and seal; default: full for entitled roles."),
+]
+
+
+def _prepare(session: Any, principal: Principal, license_id: str, view: str | None) -> tuple[queries.Loaded, bool]:
+    loaded = queries.load(session, queries.parse_license_ref(license_id))
+    entitled = sees_personal_data(principal, loaded.row.holder_hash, loaded.institutions)
+    disclose = entitled if view is None else view == "full"
+    if disclose and not entitled:
+        raise PermissionDeniedError(
+            "the full proof (document and salt) is for the holder and entitled roles", role=principal.role
+        )
+    return loaded, disclose
+
+
+@router.get(
+    "/v1/licenses/{license_id}/proof",
+    responses={200: {"content": {BUNDLE_MEDIA_TYPE: {}}, "description": "a licledger-proof/1 bundle"}, **PROOF_ERRORS},
+    response_class=Response,
+)
+def get_proof(
+    license_id: LicenseIdPath, principal: Caller, session: SessionDep, proofs: ProofsDep, ctx: Ctx, view: View = None
+) -> Response:
+    """The license version's proof bundle against the latest final checkpoint (425 while there is none yet)."""
+    loaded, disclose = _prepare(session, principal, license_id, view)
+    bundle = proofs.bundle(session, loaded, disclose=disclose)
+    if disclose:
+        audit.record(
+            session,
+            principal,
+            "license.proof",
+            now_ms=ctx.now_ms,
+            request_id=ctx.request_id,
+            object=loaded.version.full_id,
+            personal_data=True,
+        )
+        session.commit()
+    return Response(bundle.to_json(), media_type=BUNDLE_MEDIA_TYPE)
+
+
+@router.get(
+    "/v1/licenses/{license_id}/voucher.pdf",
+    responses={200: {"content": {"application/pdf": {}}, "description": "the printable voucher"}, **PROOF_ERRORS},
+    response_class=Response,
+)
+def get_voucher(
+    license_id: LicenseIdPath,
+    principal: Caller,
+    session: SessionDep,
+    proofs: ProofsDep,
+    node: NodeDep,
+    ctx: Ctx,
+    view: View = None,
+) -> Response:
+    """A one-page PDF with the license's facts and a QR code to verify it; personal data only if entitled."""
+    loaded, disclose = _prepare(session, principal, license_id, view)
+    bundle = proofs.bundle(session, loaded, disclose=disclose)
+    if not disclose:
+        bundle = public_view(bundle)
+    document = loaded.document()
+    status = "active" if bundle.status is None else bundle.status.status
+    pdf = render_voucher(
+        document.to_canonical_dict() if disclose else document.masked(),
+        masked=not disclose,
+        status=status,
+        license_id=str(bundle.license_id),
+        commitment=bundle.commitment.hex(),
+        checkpoint_size=bundle.checkpoint.log_size,
+        checkpoint_ms=bundle.checkpoint.timestamp_ms,
+        qr_payload=bundle.to_qr_payload(node_url=node.settings.node_url),
+        node_url=node.settings.node_url,
+        printed_ms=ctx.now_ms,
+    )
+    if disclose:
+        audit.record(
+            session,
+            principal,
+            "license.voucher",
+            now_ms=ctx.now_ms,
+            request_id=ctx.request_id,
+            object=loaded.version.full_id,
+            personal_data=True,
+        )
+        session.commit()
+    filename = loaded.version.full_id.replace(".", "_") + ".pdf"
+    return Response(
+        pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{filename}"'}
+    )
+
+
+class CheckpointOut(BaseModel):
+    seq: int
+    log_size: int
+    timestamp_ms: int
+    note: str
+    """The C2SP signed note: body and SM2 cosignature lines (docs/checkpoint.md)."""
+
+
+class ConsistencyOut(BaseModel):
+    from_checkpoint: CheckpointOut
+    to_checkpoint: CheckpointOut
+    consistency_proof: list[str]
+    """RFC 9162 §2.1.4 proof (hex SM3 hashes) from ``from``'s anchor log ``tree_size`` to ``to``'s."""
+
+
+def _out(cp: dict[str, Any]) -> CheckpointOut:
+    fields = cp["fields"]
+    return CheckpointOut(
+        seq=int(cp["seq"]), log_size=int(fields["log_size"]), timestamp_ms=int(fields["timestamp_ms"]), note=cp["note"]
+    )
+
+
+@router.get("/v1/ledger/checkpoint", response_model=CheckpointOut, responses=PROOF_ERRORS)
+def latest_checkpoint(_: Caller, proofs: ProofsDep) -> CheckpointOut:
+    """The ledger's latest final (quorum-cosigned) checkpoint."""
+    cp = proofs.latest_checkpoint()
+    if cp is None:
+        raise NotFoundError("final checkpoint", "latest")
+    return _out(cp)
+
+
+@router.get("/v1/ledger/consistency", response_model=ConsistencyOut, responses=PROOF_ERRORS)
+def consistency(
+    _: Caller,
+    proofs: ProofsDep,
+    from_seq: Annotated[int, Query(alias="from", ge=0, le=2**53, description="seq of the older final checkpoint")],
+    to_seq: Annotated[
+        int | None, Query(alias="to", ge=0, le=2**53, description="seq of the newer one (default: latest)")
+    ] = None,
+) -> ConsistencyOut:
+    """Both checkpoints and the consistency proof between their anchor logs."""
+    new = proofs.latest_checkpoint() if to_seq is None else proofs.checkpoint(to_seq)
+    if new is None:
+        raise NotFoundError("final checkpoint", "latest" if to_seq is None else str(to_seq))
+    if from_seq > int(new["seq"]):
+        raise DocumentError("bad checkpoint range", {"from": "must not be after to"})
+    old = proofs.checkpoint(from_seq)
+    if old is None:
+        raise NotFoundError("final checkpoint", str(from_seq))
+    return ConsistencyOut(
+        from_checkpoint=_out(old), to_checkpoint=_out(new), consistency_proof=proofs.consistency(old, new)
+    )

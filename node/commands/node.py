@@ -1,0 +1,445 @@
+"""``licledger node``: initialise, run and administer a provincial node.
+
+* ``init --dir DIR``: settings file, database schema (``alembic upgrade head``), the province's SM2 signing
+  key SM4-encrypted under ``LICLEDGER_KEK`` (:mod:`core.keystore`), the node secret, and a first operator API
+  key, printed once.
+* ``serve``: the HTTP API under uvicorn (migrates first).
+* ``apikey create|list|revoke``: API keys, stored hashed.
+* ``import FILE``: resumable bulk import of JSON lines (:mod:`node.importer`).
+* ``init --network-dir NET [--member CODE]`` joins the node to a ledger network's province member: the member's
+  SM2 key (``NET/keys/<member>.key``, under the network's KEK) becomes the node's signing key, re-encrypted under
+  ``LICLEDGER_KEK``, so seals verify against the membership; the peers' URLs and the network id go to ``node.env``.
+* ``anchor [--once] [--force]``: the anchoring worker (:mod:`sync.anchor`); ``serve`` also runs it in-process.
+* ``reconcile [--no-repair]``: compare the node's records with the ledger (:mod:`sync.reconcile`).
+* ``rotate-key request|submit``: rotate the signing key through the ledger (:mod:`node.commands.rotate`).
+
+Secrets never come from the command line: the KEK is read from the environment only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from core.codes import validate_uscc
+from core.divisions import PROVINCES, province_of
+from core.errors import DocumentError
+from core.keystore import encrypt_private_key
+from core.sm2 import PrivateKey
+from node.commands.rotate import rotate_key
+from node.settings import (
+    DATABASE_FILE,
+    SETTINGS_FILE,
+    NodeSettings,
+    SettingsError,
+    load_settings,
+    render_settings_file,
+    sqlite_url,
+)
+
+_DIR = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The node directory (default: $LICLEDGER_DIR or the current directory).",
+)
+PUBLIC_KEY_FILE = "province-key.pub.pem"
+
+
+def _settings(directory: Path | None, **overrides: object) -> NodeSettings:
+    try:
+        return load_settings(directory, **{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group("node")
+def node() -> None:
+    """Initialise, run and administer a provincial node."""
+
+
+# --- init ------------------------------------------------------------------------------------------------
+
+
+def _synthetic_authority(province: str) -> tuple[str, str]:
+    """The issuer ``licledger gen`` uses for ``province`` (development only, so generated stock imports)."""
+    from core.synth import generate
+
+    issuer = next(generate("nurse", 1, province, 0))["issuer"]
+    return issuer["authority"], issuer["authority_uscc"]
+
+
+@node.command("init")
+@click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to create the node in.",
+)
+@click.option("--province", help="GB/T 2260 provincial-level code (default: from --authority-uscc).")
+@click.option("--authority-uscc", help="The issuing authority's unified social credit code.")
+@click.option("--authority", help="The issuing authority's name (default: <province>卫生健康委员会).")
+@click.option("--database-url", help="SQLAlchemy URL (default: an SQLite file in the node directory).")
+@click.option("--development", is_flag=True, help="Development mode: insecure defaults allowed (see docs).")
+@click.option(
+    "--network-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Join this `licledger network` directory: sign with its province member's key.",
+)
+@click.option("--member", help="The network member to join as (default: the province).")
+def init(
+    directory: Path,
+    province: str | None,
+    authority_uscc: str | None,
+    authority: str | None,
+    database_url: str | None,
+    development: bool,
+    network_dir: Path | None,
+    member: str | None,
+) -> None:
+    """Create a node: settings, schema, encrypted signing key, node secret, first operator API key."""
+    from node.apikeys import create_key
+    from node.context import open_node
+    from node.tokens import create_secret_file, write_new_file
+
+    if province is not None and province not in PROVINCES:
+        raise click.BadParameter("must be a GB/T 2260 provincial-level code such as 440000", param_hint="--province")
+    joined = None
+    if network_dir is not None:
+        joined = _join_network(network_dir, member or province, authority_uscc)
+        province, authority_uscc = joined.member, authority_uscc or joined.issuers[0]
+    elif member is not None:
+        raise click.UsageError("--member needs --network-dir")
+    if authority_uscc is not None:
+        try:
+            validate_uscc(authority_uscc)
+        except DocumentError as exc:
+            raise click.BadParameter(str(exc), param_hint="--authority-uscc") from None
+        province = province or province_of(authority_uscc[2:8])
+    elif province is not None and development:
+        default_name, authority_uscc = _synthetic_authority(province)
+        authority = authority or default_name
+    else:
+        raise click.UsageError("give --authority-uscc (and --province for the XPCC); in --development, --province")
+    assert province is not None
+    authority = authority or f"{PROVINCES[province].name_zh}卫生健康委员会"
+    directory = directory.resolve()
+    if (directory / SETTINGS_FILE).exists():
+        raise click.ClickException(f"{directory / SETTINGS_FILE} exists: this directory already holds a node")
+    values = {
+        "mode": "development" if development else "production",
+        "province": province,
+        "authority": authority,
+        "authority_uscc": authority_uscc,
+        "database_url": database_url or sqlite_url(directory / DATABASE_FILE),
+    }
+    if joined is not None:
+        values["network_id"] = joined.network_id
+        values["ledger_urls"] = ",".join(joined.urls)
+    settings = _settings(directory, **values)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = joined.key if joined is not None else PrivateKey.generate()
+    try:
+        write_new_file(settings.key_file, encrypt_private_key(key, settings.kek_bytes), 0o600)
+        write_new_file(directory / PUBLIC_KEY_FILE, key.public_key.to_pem(), 0o644)
+        create_secret_file(settings.secret_file, settings.kek_bytes)
+    except FileExistsError as exc:
+        raise click.ClickException(f"{exc.filename} exists; refusing to overwrite it") from None
+    if not database_url:
+        write_new_file(directory / DATABASE_FILE, b"", 0o600)  # SQLite keeps the mode, also for -wal/-shm
+    write_new_file(directory / SETTINGS_FILE, render_settings_file(values).encode("utf-8"), 0o600)
+    ctx = open_node(settings)
+    try:
+        with ctx.sessions() as session, session.begin():
+            text, info = create_key(session, ctx.secrets, role="operator", now_ms=ctx.clock(), label="init")
+    finally:
+        ctx.close()
+    click.echo(f"node initialised in {directory} ({values['mode']} mode)")
+    click.echo(f"province: {province}  authority: {authority} ({authority_uscc})")
+    click.echo(f"signing key id: {key.key_id}  (public key: {directory / PUBLIC_KEY_FILE})")
+    if joined is not None:
+        click.echo(
+            f"ledger: network {joined.network_id[:16]}… as member {joined.member}, peers {', '.join(joined.urls)}"
+        )
+    click.echo(f"database: {'SQLite ' + str(directory / DATABASE_FILE) if not database_url else 'as configured'}")
+    click.echo(f"operator API key {info.key_id} (shown once, store it now):")
+    click.echo(text)
+    if development:
+        click.echo("warning: development mode; do not hold real data in this node", err=True)
+
+
+@dataclass(frozen=True)
+class _Joined:
+    member: str
+    issuers: tuple[str, ...]
+    key: PrivateKey
+    network_id: str
+    urls: list[str]
+
+
+def _join_network(network_dir: Path, member: str | None, authority_uscc: str | None) -> _Joined:
+    """The member's key, issuers and peers from a `licledger network` directory (docs/node.md, "Joining")."""
+    from core.consortium import PROVINCE, Genesis
+    from core.errors import FormatError
+    from core.transactions import Envelope
+    from network.localnet import NetworkConfig, load_member_key
+
+    if member is None:
+        raise click.UsageError("--network-dir needs --member (or --province): which province member to join as")
+    try:
+        config = NetworkConfig.load(network_dir)
+        genesis = Genesis.from_dict(Envelope.from_bytes(config.genesis_envelope).tx.args["genesis"])
+        record = genesis.member(member)
+        if record is None or record.role != PROVINCE:
+            raise click.UsageError(f"{member} is not a province member of the network in {network_dir}")
+        key = load_member_key(config, member)
+    except FormatError as exc:
+        raise click.ClickException(f"cannot join the network in {network_dir}: {exc}") from None
+    if key.key_id not in {k.key_id for k in record.keys}:
+        raise click.ClickException(f"{config.key_file(member)} is not the key the genesis lists for {member}")
+    if authority_uscc is not None and authority_uscc not in record.issuers:
+        raise click.BadParameter(
+            f"member {member} anchors for {', '.join(record.issuers)} only", param_hint="--authority-uscc"
+        )
+    own = config.member(member).http_url
+    urls = [own] + [m.http_url for m in config.members if m.http_url != own]
+    return _Joined(member, record.issuers, key, config.network_id, urls)
+
+
+# --- serve -----------------------------------------------------------------------------------------------
+
+
+@node.command("serve")
+@_DIR
+@click.option("--host", default=None, help="Address to bind (default from settings: 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default from settings: 8600).")
+def serve(directory: Path | None, host: str | None, port: int | None) -> None:
+    """Run the node's HTTP API (uvicorn); migrates the database first."""
+    import uvicorn
+
+    from node.context import open_node
+    from node.logsafe import configure_logging, uvicorn_log_config
+    from node.main import create_app
+
+    settings = _settings(directory, host=host, port=port)
+    configure_logging(settings.log_level)
+    ctx = open_node(settings)
+    scheduler = None
+    try:
+        if settings.anchor_in_process and ctx.ledger is not None:
+            from sync.scheduler import start_background
+
+            scheduler = start_background(ctx)
+        uvicorn.run(
+            create_app(ctx),
+            host=settings.host,
+            port=settings.port,
+            log_config=uvicorn_log_config(settings.log_level),
+            server_header=False,
+        )
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+        ctx.close()
+
+
+# --- anchoring and reconciliation ----------------------------------------------------------------------
+
+
+@node.command("anchor")
+@_DIR
+@click.option("--once", is_flag=True, help="Run one pass and exit (default: keep running, like `serve` does).")
+@click.option("--force", is_flag=True, help="Batch every pending leaf now, whatever the size and age thresholds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the pass report as JSON.")
+def anchor(directory: Path | None, once: bool, force: bool, as_json: bool) -> None:
+    """Put pending licenses and status changes on the ledger (exit 1 if a pass stopped on an error)."""
+    import json
+
+    from node.context import open_node
+    from node.logsafe import configure_logging
+    from sync.anchor import AnchorWorker
+
+    settings = _settings(directory)
+    configure_logging(settings.log_level)
+    ctx = open_node(settings)
+    try:
+        if ctx.ledger is None:
+            raise click.ClickException(
+                "this node has not joined a ledger (LICLEDGER_LEDGER_URLS, LICLEDGER_NETWORK_ID)"
+            )
+        if not once:
+            from sync.scheduler import run_blocking
+
+            run_blocking(ctx)
+            return
+        report = AnchorWorker(ctx).run_once(force=force)
+    finally:
+        ctx.close()
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), sort_keys=True))
+    else:
+        click.echo(
+            f"anchored {report.leaves} licenses in {report.batches} batches, {report.statuses} status changes; "
+            f"pending {report.pending_leaves} licenses, {report.pending_statuses} status changes"
+        )
+        for item in report.rejected:
+            click.echo(f"rejected: {item}", err=True)
+    if report.error:
+        raise click.ClickException(report.error)
+
+
+@node.command("reconcile")
+@_DIR
+@click.option("--no-repair", is_flag=True, help="Only report; do not resubmit unfinished work.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def reconcile(directory: Path | None, no_repair: bool, as_json: bool) -> None:
+    """Compare the node's anchoring records with the ledger; repair what can be, report the rest (exit 1)."""
+    import json
+
+    from node.context import open_node
+    from node.logsafe import configure_logging
+    from sync.reconcile import reconcile as run
+
+    settings = _settings(directory)
+    configure_logging(settings.log_level)
+    ctx = open_node(settings)
+    try:
+        if ctx.ledger is None:
+            raise click.ClickException(
+                "this node has not joined a ledger (LICLEDGER_LEDGER_URLS, LICLEDGER_NETWORK_ID)"
+            )
+        report = run(ctx, repair=not no_repair)
+    finally:
+        ctx.close()
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), sort_keys=True, ensure_ascii=False))
+    else:
+        click.echo(report.summary())
+        for finding in report.findings:
+            click.echo(f"  {finding.describe()}")
+    if not report.ok:
+        raise SystemExit(1)
+
+
+# --- API keys --------------------------------------------------------------------------------------------
+
+
+@node.group("apikey")
+def apikey() -> None:
+    """Create, list and revoke API keys (stored hashed; a key's text is shown once)."""
+
+
+@apikey.command("create")
+@_DIR
+@click.option("--role", required=True, type=click.Choice(["operator", "institution", "agency", "auditor"]))
+@click.option("--institution", "institution_uscc", help="The institution's USCC (role institution only).")
+@click.option("--label", default="", help="A note for the listing (no personal data).")
+def apikey_create(directory: Path | None, role: str, institution_uscc: str | None, label: str) -> None:
+    """Create an API key and print it once."""
+    from node.apikeys import create_key
+    from node.context import open_node
+
+    ctx = open_node(_settings(directory))
+    try:
+        with ctx.sessions() as session, session.begin():
+            try:
+                text, info = create_key(
+                    session,
+                    ctx.secrets,
+                    role=role,
+                    now_ms=ctx.clock(),
+                    institution_uscc=institution_uscc,
+                    label=label,
+                )
+            except ValueError as exc:
+                raise click.UsageError(str(exc)) from None
+    finally:
+        ctx.close()
+    click.echo(f"{info.role} API key {info.key_id} (shown once, store it now):")
+    click.echo(text)
+
+
+@apikey.command("list")
+@_DIR
+def apikey_list(directory: Path | None) -> None:
+    """List API keys (ids, roles, scopes; never secrets)."""
+    from node.apikeys import list_keys
+    from node.context import open_node
+
+    ctx = open_node(_settings(directory))
+    try:
+        with ctx.sessions() as session:
+            keys = list_keys(session)
+    finally:
+        ctx.close()
+    for k in keys:
+        state = "revoked" if k.revoked_ms is not None else "active"
+        click.echo(f"{k.key_id}  {k.role:<11}  {k.institution_uscc or '-':<18}  {state:<7}  {k.label}")
+
+
+@apikey.command("revoke")
+@_DIR
+@click.argument("key_id")
+def apikey_revoke(directory: Path | None, key_id: str) -> None:
+    """Revoke API key KEY_ID (it stays listed, marked revoked)."""
+    from node.apikeys import revoke_key
+    from node.context import open_node
+
+    ctx = open_node(_settings(directory))
+    try:
+        with ctx.sessions() as session, session.begin():
+            info = revoke_key(session, key_id, ctx.clock())
+    finally:
+        ctx.close()
+    click.echo(f"revoked {info.key_id} ({info.role})")
+
+
+# --- import ----------------------------------------------------------------------------------------------
+
+
+@node.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@_DIR
+@click.option(
+    "--chunk-lines",
+    type=click.IntRange(1, 100_000),
+    default=200,
+    show_default=True,
+    help="Lines per database transaction.",
+)
+def import_(file: Path, directory: Path | None, chunk_lines: int) -> None:
+    """Import licenses from FILE (JSON lines), resumably; rejected lines are reported with their numbers."""
+    from node.context import open_node
+    from node.importer import list_rejects, run_import
+
+    ctx = open_node(_settings(directory))
+    try:
+        with click.progressbar(
+            length=os.stat(file).st_size,
+            label="importing",
+            file=click.get_text_stream("stderr"),
+            show_pos=False,
+            show_percent=True,
+        ) as bar:
+            result = run_import(ctx, file, chunk_lines=chunk_lines, progress=bar.update)
+        rejected = list_rejects(ctx, result.digest)
+    finally:
+        ctx.close()
+    for line, error in rejected:
+        click.echo(f"{file}:{line}: rejected: {error}", err=True)
+    if result.resumed_from_line:
+        click.echo(f"resumed after line {result.resumed_from_line}")
+    click.echo(
+        f"{result.lines} lines: {result.imported} imported, {result.present} already present, "
+        f"{result.rejected} rejected (file digest {result.digest[:16]}...)"
+    )
+    if result.rejected:
+        raise SystemExit(2)
+
+
+node.add_command(rotate_key)

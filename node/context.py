@@ -1,0 +1,77 @@
+"""What a running node holds in memory: settings, database, the province's signing key, the node secret, and
+the client of the shared ledger when the node has joined one.
+
+:func:`open_node` decrypts the key and the secret with the KEK (:mod:`core.keystore`, :mod:`node.tokens`),
+migrates the database to the newest schema (``alembic upgrade head``) and returns a :class:`NodeContext`
+that the web app, the importer and the CLI share. The clock is a field so tests and the importer read one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.keystore import decrypt_private_key
+from core.sm2 import PrivateKey
+from node.db.engine import make_engine, make_read_sessionmaker, make_sessionmaker
+from node.db.migrate import upgrade
+from node.ledger import LedgerClient
+from node.settings import NodeSettings
+from node.tokens import NodeSecrets, load_secret_file
+
+
+def now_ms() -> int:
+    """Milliseconds since the Unix epoch (UTC)."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class NodeContext:
+    """The node's long-lived objects. Nothing here is a per-request value."""
+
+    settings: NodeSettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    signing_key: PrivateKey
+    secrets: NodeSecrets
+    clock: Callable[[], int] = field(default=now_ms)
+    ledger: LedgerClient | None = None
+    """The shared ledger (:mod:`node.ledger`), when the settings name its peers and network id."""
+
+    @cached_property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Sessions for work that only reads (SQLite: DEFERRED transactions, no write lock); built once."""
+        return make_read_sessionmaker(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_node(settings: NodeSettings, *, migrate: bool = True) -> NodeContext:
+    """Load the node in ``settings.dir``: decrypt key and secret, migrate, connect.
+
+    Raises :class:`~core.errors.DecryptionError` for a wrong KEK, ``FileNotFoundError`` for a directory that
+    ``licledger node init`` has not prepared.
+    """
+    kek = settings.kek_bytes
+    for path in (settings.key_file, settings.secret_file):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: run `licledger node init --dir {settings.dir}` first")
+    key = decrypt_private_key(settings.key_file.read_bytes(), kek)
+    node_secrets = load_secret_file(settings.secret_file, kek)
+    engine = make_engine(settings.url)
+    try:
+        if migrate:
+            upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    ledger = None
+    if settings.ledger_url_list and settings.network_id:
+        ledger = LedgerClient(settings.ledger_url_list, settings.network_id, timeout=settings.ledger_timeout_s)
+    return NodeContext(settings, engine, make_sessionmaker(engine), key, node_secrets, ledger=ledger)

@@ -1,0 +1,293 @@
+"""The provincial node's tables (SQLAlchemy 2 declarative models). Migrations: ``node/migrations``.
+
+* ``licenses``: one row per license (GB/T 36904 identifier *base*, without version): kind, current version,
+  lifecycle status, the holder's citizen-ID hash (HMAC-SM3 under a node secret, :mod:`node.tokens`; never the
+  plain number), the institution (USCC), city and practice category for the policy queries.
+* ``license_institutions``: the institutions a license's current version names (primary and filed), so an
+  institution finds its own physicians and nurses.
+* ``license_versions``: every version's canonical document bytes, salt, commitment, seal, and the event that
+  produced it.
+* ``license_events``: issue, change, filing, cancel-filing, suspend, revoke, reinstate, renew: who, when,
+  why, the resulting version and status.
+* ``outbox``: what the anchoring worker must put on the ledger, in order (:mod:`node.outbox`).
+* ``anchor_batches`` / ``anchor_receipts``: the batches the worker built and signed, and where each license
+  version landed on the ledger.
+* ``audit_log``: who did or read what, when (ids only, no personal data).
+* ``api_keys`` / ``holder_tokens``: hashed credentials.
+* ``import_progress`` / ``import_rejects``: resumable bulk import.
+
+Times are integer milliseconds since the Unix epoch (UTC), like the ledger's ``*_ms`` fields.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+EVENT_TYPES = ("issue", "change", "filing", "cancel-filing", "renew", "suspend", "revoke", "reinstate")
+LICENSE_STATUSES = ("active", "suspended", "revoked", "reinstated")
+OUTBOX_KINDS = ("leaf", "status")
+OUTBOX_STATES = ("pending", "batched", "anchored")
+BATCH_STATES = ("built", "anchored")
+ROLES = ("operator", "institution", "agency", "auditor")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class License(Base):
+    __tablename__ = "licenses"
+    __table_args__ = (
+        CheckConstraint(_in("status", LICENSE_STATUSES), name="status"),
+        CheckConstraint("current_version >= 1", name="version"),
+        Index("ix_licenses_kind_category", "kind", "practice_category"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    base_id: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    current_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    status_seq: Mapped[int] = mapped_column(Integer)
+    """The next ``ChangeStatus`` sequence number of this license (contiguous from 0 on the ledger)."""
+    holder_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
+    institution_uscc: Mapped[str] = mapped_column(String(18), index=True)
+    city_code: Mapped[str] = mapped_column(String(6), index=True)
+    practice_category: Mapped[str | None] = mapped_column(String(32))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class LicenseInstitution(Base):
+    __tablename__ = "license_institutions"
+    __table_args__ = (CheckConstraint("relation IN ('primary', 'filed', 'holder')", name="relation"),)
+
+    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id"), primary_key=True)
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True, index=True)
+    relation: Mapped[str] = mapped_column(String(8))
+
+
+class LicenseEvent(Base):
+    __tablename__ = "license_events"
+    __table_args__ = (
+        CheckConstraint(_in("type", EVENT_TYPES), name="type"),
+        CheckConstraint(_in("status", LICENSE_STATUSES), name="status"),
+        Index("ix_license_events_month_type", "month", "type"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id"), index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(64))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    occurred_ms: Mapped[int] = mapped_column(BigInteger)
+    month: Mapped[str] = mapped_column(String(7))
+    """``YYYY-MM`` (UTC) of ``occurred_ms``, for the statistics' changes over time."""
+    version: Mapped[int] = mapped_column(Integer)
+    """The license's version after the event (a new one for version-producing events)."""
+    status: Mapped[str] = mapped_column(String(16))
+    """The license's lifecycle status after the event."""
+    request_id: Mapped[str] = mapped_column(String(64))
+
+
+class LicenseVersion(Base):
+    __tablename__ = "license_versions"
+    __table_args__ = (UniqueConstraint("license_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    full_id: Mapped[str] = mapped_column(String(140), unique=True)
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+    """Canonical bytes (RFC 8785 subset) of the license document: what is committed to and sealed."""
+    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
+    commitment: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    seal: Mapped[bytes] = mapped_column(LargeBinary)
+    """Canonical JSON of :meth:`core.seal.Seal.to_dict`."""
+    seal_key_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[int] = mapped_column(ForeignKey("license_events.id"), unique=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class Outbox(Base):
+    """What must reach the ledger: a license version's leaf, or a status change. See :mod:`node.outbox`."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(_in("kind", OUTBOX_KINDS), name="kind"),
+        CheckConstraint(_in("state", OUTBOX_STATES), name="state"),
+        CheckConstraint(
+            "(kind = 'leaf' AND status IS NULL AND status_seq IS NULL) OR "
+            "(kind = 'status' AND status IS NOT NULL AND status_seq IS NOT NULL AND batch_seq IS NULL)",
+            name="shape",
+        ),
+        CheckConstraint(
+            "(state = 'pending' AND batch_seq IS NULL AND leaf_index IS NULL AND tx_id IS NULL"
+            " AND block_number IS NULL) OR "
+            "(state = 'batched' AND tx_id IS NOT NULL AND block_number IS NULL"
+            " AND (kind = 'status' OR (batch_seq IS NOT NULL AND leaf_index IS NOT NULL))) OR "
+            "(state = 'anchored' AND tx_id IS NOT NULL AND block_number IS NOT NULL"
+            " AND (kind = 'status' OR (batch_seq IS NOT NULL AND leaf_index IS NOT NULL)))",
+            name="progress",
+        ),
+        UniqueConstraint("dedup_key"),
+        UniqueConstraint("batch_seq", "leaf_index"),
+        UniqueConstraint("event_id", "kind"),
+        Index("ix_outbox_state_kind_id", "state", "kind", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(180))
+    """``leaf:<base id>:<version>`` or ``status:<base id>:<status_seq>``: one entry per fact, ever."""
+    kind: Mapped[str] = mapped_column(String(8))
+    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("license_versions.id"))
+    """The version whose leaf this is, or (status) the version whose anchored leaf the change cites."""
+    event_id: Mapped[int] = mapped_column(ForeignKey("license_events.id"))
+    """The event announced; a version event has two entries, its ``leaf`` and its version update (``status``)."""
+    status: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    effective_ms: Mapped[int | None] = mapped_column(BigInteger)
+    status_seq: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(8))
+    batch_seq: Mapped[int | None] = mapped_column(ForeignKey("anchor_batches.batch_seq"))
+    leaf_index: Mapped[int | None] = mapped_column(BigInteger)
+    tx_id: Mapped[str | None] = mapped_column(String(64))
+    envelope: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The signed ``ChangeStatus`` envelope (status entries): a retry resubmits the same transaction."""
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    batched_ms: Mapped[int | None] = mapped_column(BigInteger)
+    anchored_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AnchorBatch(Base):
+    """A batch of leaves the worker built: its RFC 9162 root and the signed ``AnchorBatch`` envelope."""
+
+    __tablename__ = "anchor_batches"
+    __table_args__ = (
+        CheckConstraint(_in("state", BATCH_STATES), name="state"),
+        CheckConstraint("batch_seq >= 0 AND leaf_count >= 1", name="sizes"),
+    )
+
+    batch_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    leaf_count: Mapped[int] = mapped_column(Integer)
+    tx_id: Mapped[str] = mapped_column(String(64), unique=True)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(8))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    log_index: Mapped[int | None] = mapped_column(BigInteger)
+    """The batch's position (leaf index) in the ledger-wide anchor log."""
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    anchored_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AnchorReceipt(Base):
+    """Where one license version's leaf is on the ledger: batch, leaf index, root, transaction, block."""
+
+    __tablename__ = "anchor_receipts"
+    __table_args__ = (UniqueConstraint("batch_seq", "leaf_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("license_versions.id"), unique=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), unique=True)
+    batch_seq: Mapped[int] = mapped_column(ForeignKey("anchor_batches.batch_seq"))
+    leaf_index: Mapped[int] = mapped_column(BigInteger)
+    batch_root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    tx_id: Mapped[str] = mapped_column(String(64))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    log_index: Mapped[int | None] = mapped_column(BigInteger)
+    anchored_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurred_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(48))
+    object: Mapped[str | None] = mapped_column(String(160), index=True)
+    personal_data: Mapped[bool] = mapped_column(Boolean)
+    """Whether the action disclosed personal data (a document, a staff list) to the actor."""
+    detail: Mapped[str] = mapped_column(String(500))
+    """Canonical JSON of ids and counts only."""
+    request_id: Mapped[str] = mapped_column(String(64))
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLES), name="role"),
+        CheckConstraint("(role = 'institution') = (institution_uscc IS NOT NULL)", name="institution"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(24), unique=True)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    role: Mapped[str] = mapped_column(String(16))
+    institution_uscc: Mapped[str | None] = mapped_column(String(18))
+    label: Mapped[str] = mapped_column(String(100))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class HolderToken(Base):
+    __tablename__ = "holder_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(24), unique=True)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    holder_hash: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ImportProgress(Base):
+    __tablename__ = "import_progress"
+
+    file_sm3: Mapped[str] = mapped_column(String(64), primary_key=True)
+    byte_offset: Mapped[int] = mapped_column(BigInteger)
+    line_number: Mapped[int] = mapped_column(BigInteger)
+    """Lines fully processed (imported, already present or rejected); the next line is ``line_number + 1``."""
+    imported: Mapped[int] = mapped_column(BigInteger)
+    present: Mapped[int] = mapped_column(BigInteger)
+    rejected: Mapped[int] = mapped_column(BigInteger)
+    completed: Mapped[bool] = mapped_column(Boolean)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ImportReject(Base):
+    __tablename__ = "import_rejects"
+
+    file_sm3: Mapped[str] = mapped_column(ForeignKey("import_progress.file_sm3"), primary_key=True)
+    line_number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    error: Mapped[str] = mapped_column(String(1000))

@@ -1,0 +1,1 @@
+"""Alembic migrations of the provincial node's database (run by node.db.migrate)."""

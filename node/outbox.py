@@ -1,0 +1,422 @@
+"""The outbox: what this node still has to put on the ledger, and the receipts of what it put there.
+
+The outbox is the source of truth for anchoring. An entry is written in the same database transaction as the
+license version or status change it announces (:mod:`node.records`), so nothing issued can be forgotten, and
+the anchoring worker only ever moves entries forward:
+
+``leaf`` entries (one per license version, ``dedup_key = leaf:<base id>:<version>``)::
+
+    pending --record_batch()--> batched (batch_seq, leaf_index, tx_id) --record_batch_anchored()--> anchored
+
+``status`` entries (one per status change, ``dedup_key = status:<base id>:<status_seq>``; a new version's event
+also writes one, the *version update*: reason ``NEW_VERSION``, the license's current status, citing the new
+version, so that once that version is anchored the ledger's status record names it and older versions'
+bundles verify as SUPERSEDED)::
+
+    pending --record_status_submitted()--> batched (tx_id, envelope) --record_status_anchored()--> anchored
+
+Crash safety, for the worker (each step is one database transaction):
+
+1. Pick pending leaves in ``id`` order (:func:`pending_leaves`), take ``batch_seq = next_batch_seq()``, build
+   the RFC 9162 tree over their leaf hashes, sign ``AnchorBatch`` (:func:`core.transactions.anchor_batch`),
+   then :func:`record_batch` *before* submitting. The envelope is stored; ``anchor_batches.batch_seq`` is the
+   primary key and ``(batch_seq, leaf_index)`` is unique, so a retry can neither reuse a number for other
+   leaves nor put a leaf in two batches. Calling it again with the same transaction is a no-op.
+2. Submit the stored envelope of every batch still ``built`` (:func:`unfinished_batches`); after a crash the
+   same bytes go out again, which the ledger answers as a replay of the same ``tx_id`` (``BATCH_SEQ_REPLAY``),
+   never as a second batch.
+3. On commit, :func:`record_batch_anchored` writes one ``anchor_receipts`` row per leaf and marks everything
+   anchored; calling it again changes nothing.
+4. Status changes wait until the version they cite is anchored and every lower ``status_seq`` of the license
+   is anchored (:func:`pending_status_changes`); the ledger wants them contiguous. Build ``ChangeStatus`` with
+   the receipt's batch and leaf index and an inclusion proof, :func:`record_status_submitted`, submit,
+   :func:`record_status_anchored`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased
+
+from core import merkle
+from node.db.models import (
+    AnchorBatch,
+    AnchorReceipt,
+    License,
+    LicenseEvent,
+    LicenseVersion,
+    Outbox,
+)
+from node.errors import ConflictError, NotFoundError
+
+_OUTBOX = cast(sa.Table, Outbox.__table__)
+_RECEIPTS = cast(sa.Table, AnchorReceipt.__table__)
+ID_CHUNK = 500
+"""Ids per ``IN (...)`` list: well under SQLite's bound-parameter limit (999 before 3.32)."""
+
+
+def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [ids[i : i + ID_CHUNK] for i in range(0, len(ids), ID_CHUNK)]
+
+
+def _rowcount(result: sa.Result[Any]) -> int:
+    count: int = result.rowcount  # type: ignore[attr-defined]
+    return count
+
+
+def _expire_outbox(session: Session) -> None:
+    """Core statements bypass the identity map: expire any outbox entry loaded in ``session``."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Outbox):
+            session.expire(obj)
+
+
+# --- enqueue (called by node.records inside the unit of work) ---------------------------------------------
+
+
+def leaf_values(
+    base_id: str, version: int, license_pk: int, version_pk: int, event_pk: int, now_ms: int
+) -> dict[str, Any]:
+    """The outbox row announcing the leaf of version ``version`` of license ``base_id``."""
+    return {
+        "dedup_key": f"leaf:{base_id}:{version}",
+        "kind": "leaf",
+        "license_id": license_pk,
+        "version_id": version_pk,
+        "event_id": event_pk,
+        "state": "pending",
+        "created_ms": now_ms,
+    }
+
+
+def enqueue_leaf(
+    session: Session, license: License, version: LicenseVersion, event: LicenseEvent, now_ms: int
+) -> Outbox:
+    """Announce a new license version's leaf."""
+    entry = Outbox(**leaf_values(license.base_id, version.version, license.id, version.id, event.id, now_ms))
+    session.add(entry)
+    return entry
+
+
+def enqueue_status(
+    session: Session,
+    license: License,
+    version: LicenseVersion,
+    event: LicenseEvent,
+    *,
+    status: str,
+    reason: str,
+    effective_ms: int,
+    now_ms: int,
+) -> Outbox:
+    """Announce a status change of ``license`` citing ``version``; takes the license's next ``status_seq``."""
+    seq = license.status_seq
+    entry = Outbox(
+        dedup_key=f"status:{license.base_id}:{seq}",
+        kind="status",
+        license_id=license.id,
+        version_id=version.id,
+        event_id=event.id,
+        status=status,
+        reason=reason,
+        effective_ms=effective_ms,
+        status_seq=seq,
+        state="pending",
+        created_ms=now_ms,
+    )
+    license.status_seq = seq + 1
+    session.add(entry)
+    return entry
+
+
+def last_effective_ms(session: Session, license_id: int) -> int | None:
+    """The ``effective_ms`` of the license's latest status change (the ledger refuses a regression)."""
+    return session.scalar(
+        sa.select(sa.func.max(Outbox.effective_ms)).where(Outbox.license_id == license_id, Outbox.kind == "status")
+    )
+
+
+# --- the anchoring worker's side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLeaf:
+    """A leaf waiting for a batch: what the worker needs to build the tree."""
+
+    outbox_id: int
+    license_base_id: str
+    version: int
+    commitment: bytes
+    leaf_hash: bytes
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingStatus:
+    """A status change whose cited version is anchored: what ``ChangeStatus`` needs."""
+
+    outbox_id: int
+    license_full_id: str
+    status: str
+    reason: str
+    effective_ms: int
+    status_seq: int
+    commitment: bytes
+    batch_seq: int
+    leaf_index: int
+
+
+def pending_leaves(session: Session, limit: int) -> list[PendingLeaf]:
+    """Up to ``limit`` pending leaves, oldest first."""
+    rows = session.execute(
+        sa.select(
+            Outbox.id,
+            License.base_id,
+            LicenseVersion.version,
+            LicenseVersion.commitment,
+            LicenseVersion.leaf_hash,
+            Outbox.created_ms,
+        )
+        .join(LicenseVersion, LicenseVersion.id == Outbox.version_id)
+        .join(License, License.id == Outbox.license_id)
+        .where(Outbox.state == "pending", Outbox.kind == "leaf")
+        .order_by(Outbox.id)
+        .limit(limit)
+    ).all()
+    return [PendingLeaf(*row) for row in rows]
+
+
+def pending_counts(session: Session) -> dict[str, int]:
+    """Outbox entries per ``kind:state`` (for monitoring and the worker's thresholds)."""
+    rows = session.execute(
+        sa.select(Outbox.kind, Outbox.state, sa.func.count()).group_by(Outbox.kind, Outbox.state)
+    ).all()
+    return {f"{kind}:{state}": count for kind, state, count in rows}
+
+
+def oldest_pending_ms(session: Session) -> int | None:
+    """When the oldest pending leaf was enqueued (the batch age threshold)."""
+    return session.scalar(
+        sa.select(sa.func.min(Outbox.created_ms)).where(Outbox.state == "pending", Outbox.kind == "leaf")
+    )
+
+
+def next_batch_seq(session: Session) -> int:
+    """The batch sequence number the next batch must use (contiguous from 0, like the ledger's)."""
+    last = session.scalar(sa.select(sa.func.max(AnchorBatch.batch_seq)))
+    return 0 if last is None else last + 1
+
+
+def record_batch(
+    session: Session,
+    *,
+    batch_seq: int,
+    outbox_ids: Sequence[int],
+    root_hash: bytes,
+    tx_id: str,
+    envelope: bytes,
+    now_ms: int,
+) -> AnchorBatch:
+    """Put pending leaves ``outbox_ids`` (in leaf order) into batch ``batch_seq`` signed as ``envelope``.
+
+    Idempotent for the same ``tx_id``; :class:`ConflictError` if ``batch_seq`` is not the next one or is
+    taken by another transaction, if an entry is not a pending leaf (or is listed twice), or if ``root_hash``
+    is not the RFC 9162 root of the entries' leaf hashes.
+
+    Set-based: the entries and their leaf hashes come from one ``SELECT ... FOR UPDATE`` per
+    :data:`ID_CHUNK` ids, and the entries move to ``batched`` in one executemany ``UPDATE`` that only
+    touches rows still ``pending`` (its row count is checked where the driver reports it).
+    """
+    existing = session.get(AnchorBatch, batch_seq)
+    if existing is not None:
+        if existing.tx_id != tx_id:
+            raise ConflictError(f"batch {batch_seq} already recorded", current=existing.tx_id, requested=tx_id)
+        return existing
+    expected_seq = next_batch_seq(session)
+    if batch_seq != expected_seq:
+        raise ConflictError("batch_seq is not the next one", current=str(expected_seq), requested=str(batch_seq))
+    if not outbox_ids:
+        raise ValueError("a batch needs at least one leaf")
+    if len(set(outbox_ids)) != len(outbox_ids):
+        raise ConflictError("an outbox entry is listed twice", current=None, requested=str(len(outbox_ids)))
+    found: dict[int, tuple[str, str, bytes]] = {}
+    for chunk in _chunks(outbox_ids):
+        rows = session.execute(
+            sa.select(Outbox.id, Outbox.kind, Outbox.state, LicenseVersion.leaf_hash)
+            .join(LicenseVersion, LicenseVersion.id == Outbox.version_id)
+            .where(Outbox.id.in_(chunk))
+            .with_for_update(of=Outbox)
+        ).all()
+        found.update((oid, (kind, state, leaf)) for oid, kind, state, leaf in rows)
+    leaves: list[bytes] = []
+    for oid in outbox_ids:
+        row = found.get(oid)
+        if row is None or row[0] != "leaf" or row[1] != "pending":
+            raise ConflictError(f"outbox entry {oid} is not a pending leaf", current=row[1] if row else None)
+        leaves.append(row[2])
+    calculated = merkle.root_hash(leaves)
+    if calculated != root_hash:
+        raise ConflictError(
+            "root_hash is not the root of these leaves", current=calculated.hex(), requested=root_hash.hex()
+        )
+    batch = AnchorBatch(
+        batch_seq=batch_seq,
+        root_hash=root_hash,
+        leaf_count=len(outbox_ids),
+        tx_id=tx_id,
+        envelope=envelope,
+        state="built",
+        created_ms=now_ms,
+    )
+    session.add(batch)
+    session.flush()
+    table = _OUTBOX
+    moved = session.execute(
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("oid"), table.c.state == "pending")
+        .values(state="batched", batch_seq=batch_seq, leaf_index=sa.bindparam("index"), tx_id=tx_id, batched_ms=now_ms),
+        [{"oid": oid, "index": index} for index, oid in enumerate(outbox_ids)],
+    )
+    if session.get_bind().dialect.supports_sane_multi_rowcount and _rowcount(moved) != len(outbox_ids):
+        raise ConflictError("outbox entries left pending under the lock", current=None, requested=str(batch_seq))
+    _expire_outbox(session)
+    return batch
+
+
+def unfinished_batches(session: Session) -> list[AnchorBatch]:
+    """Batches recorded but not yet known to be on the ledger, in order: submit (again) their envelopes."""
+    return list(
+        session.scalars(sa.select(AnchorBatch).where(AnchorBatch.state == "built").order_by(AnchorBatch.batch_seq))
+    )
+
+
+def record_batch_anchored(
+    session: Session, *, batch_seq: int, block_number: int, log_index: int | None, now_ms: int
+) -> int:
+    """Mark batch ``batch_seq`` committed in ``block_number``, a receipt per leaf; returns receipts added.
+
+    Set-based: one ``INSERT ... SELECT`` writes the receipts from the batch's outbox entries and one ``UPDATE``
+    marks them anchored, under the lock on the batch row; a batch already anchored changes nothing.
+    """
+    batch = session.get(AnchorBatch, batch_seq, with_for_update=True)
+    if batch is None:
+        raise NotFoundError("batch", str(batch_seq))
+    if batch.state == "anchored":
+        return 0
+    batch.state, batch.block_number, batch.log_index, batch.anchored_ms = (
+        "anchored",
+        block_number,
+        log_index,
+        now_ms,
+    )
+    session.flush()
+    table = _OUTBOX
+    in_batch = sa.and_(table.c.kind == "leaf", table.c.batch_seq == batch_seq, table.c.state == "batched")
+    receipts = _RECEIPTS
+    session.execute(
+        sa.insert(receipts).from_select(
+            [
+                "version_id",
+                "outbox_id",
+                "batch_seq",
+                "leaf_index",
+                "batch_root",
+                "tx_id",
+                "block_number",
+                "log_index",
+                "anchored_ms",
+            ],
+            sa.select(
+                table.c.version_id,
+                table.c.id,
+                table.c.batch_seq,
+                table.c.leaf_index,
+                sa.literal(batch.root_hash, sa.LargeBinary),
+                table.c.tx_id,
+                sa.literal(block_number, sa.BigInteger),
+                sa.literal(log_index, sa.BigInteger),
+                sa.literal(now_ms, sa.BigInteger),
+            ).where(in_batch),
+        )
+    )
+    updated = session.execute(
+        sa.update(table).where(in_batch).values(state="anchored", block_number=block_number, anchored_ms=now_ms)
+    )
+    count = _rowcount(updated)
+    written = session.scalar(sa.select(sa.func.count()).where(receipts.c.batch_seq == batch_seq)) or 0
+    if written != count:
+        raise ConflictError(
+            f"batch {batch_seq}: receipts and outbox entries disagree", current=str(count), requested=None
+        )
+    if count != batch.leaf_count:
+        raise ConflictError(f"batch {batch_seq} has {batch.leaf_count} leaves", current=str(count), requested=None)
+    _expire_outbox(session)
+    return count
+
+
+def pending_status_changes(session: Session, limit: int) -> list[PendingStatus]:
+    """Pending status changes ready to submit: cited version anchored, all lower ``status_seq`` anchored."""
+    earlier = aliased(Outbox)
+    blocked = (
+        sa.select(earlier.id)
+        .where(
+            earlier.license_id == Outbox.license_id,
+            earlier.kind == "status",
+            earlier.status_seq < Outbox.status_seq,
+            earlier.state != "anchored",
+        )
+        .exists()
+    )
+    rows = session.execute(
+        sa.select(
+            Outbox.id,
+            LicenseVersion.full_id,
+            Outbox.status,
+            Outbox.reason,
+            Outbox.effective_ms,
+            Outbox.status_seq,
+            LicenseVersion.commitment,
+            AnchorReceipt.batch_seq,
+            AnchorReceipt.leaf_index,
+        )
+        .join(LicenseVersion, LicenseVersion.id == Outbox.version_id)
+        .join(AnchorReceipt, AnchorReceipt.version_id == Outbox.version_id)
+        .where(Outbox.kind == "status", Outbox.state == "pending", ~blocked)
+        .order_by(Outbox.id)
+        .limit(limit)
+    ).all()
+    out = []
+    for oid, full_id, status, reason, effective, seq, value, batch_seq, leaf_index in rows:
+        assert status is not None and reason is not None and effective is not None and seq is not None
+        out.append(PendingStatus(oid, full_id, status, reason, effective, seq, value, batch_seq, leaf_index))
+    return out
+
+
+def record_status_submitted(session: Session, outbox_id: int, *, tx_id: str, envelope: bytes, now_ms: int) -> None:
+    """Store the signed ``ChangeStatus`` envelope of a pending status entry before submitting it."""
+    entry = session.get(Outbox, outbox_id, with_for_update=True)
+    if entry is None or entry.kind != "status":
+        raise NotFoundError("status outbox entry", str(outbox_id))
+    if entry.state != "pending":
+        if entry.tx_id == tx_id:
+            return
+        raise ConflictError("status entry already submitted", current=entry.tx_id, requested=tx_id)
+    entry.state, entry.tx_id, entry.envelope, entry.batched_ms = "batched", tx_id, envelope, now_ms
+    session.flush()
+
+
+def record_status_anchored(session: Session, outbox_id: int, *, block_number: int, now_ms: int) -> None:
+    """Mark a submitted status change committed in ``block_number`` (idempotent)."""
+    entry = session.get(Outbox, outbox_id, with_for_update=True)
+    if entry is None or entry.kind != "status":
+        raise NotFoundError("status outbox entry", str(outbox_id))
+    if entry.state == "anchored":
+        return
+    if entry.state != "batched":
+        raise ConflictError("status entry was never submitted", current=entry.state, requested="anchored")
+    entry.state, entry.block_number, entry.anchored_ms = "anchored", block_number, now_ms
+    session.flush()

@@ -1,0 +1,1 @@
+"""Scheduled jobs of a node: anchoring, catch-up, reconciliation."""

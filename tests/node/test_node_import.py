@@ -1,0 +1,141 @@
+"""``licledger node import``: bad lines reported by number, idempotent re-runs, nothing stored changed, and a
+real process killed (SIGKILL) mid-import then resumed to the exact count without duplicates."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+from nodekit import KEK, NodeUnderTest, nurses, physicians
+
+from core import canonical, synth
+from node.cli import cli
+from node.importer import file_digest, run_import
+
+
+def _write_lines(path: Path, lines: list[bytes]) -> None:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def _stock(count: int, *, seed: int = 21) -> list[dict[str, object]]:
+    half = count // 2
+    return physicians(half, seed=seed) + nurses(count - half, seed=seed)
+
+
+def _integrity(node: NodeUnderTest) -> None:
+    n = node.count("licenses")
+    assert node.count("license_versions") == n
+    assert node.count("outbox") == n
+    assert node.count("license_events") == n
+
+
+def test_import_reports_bad_lines_and_is_idempotent(node: NodeUnderTest, tmp_path: Path) -> None:
+    docs = _stock(30)
+    existing = docs[3]
+    assert node.issue(existing).status_code == 201
+    before = node.client.get(f"/v1/licenses/{existing['license_id']}", headers=node.auth("operator")).json()
+    bad_doc = dict(docs[7], version=2)  # version differs from the identifier's
+    foreign = next(synth.generate("nurse", 1, "110000", 1))
+    lines = [canonical.encode(d) for d in docs]
+    lines[7] = canonical.encode(bad_doc)
+    lines.insert(10, b'{"format": 1, ')  # line 11: not JSON
+    lines.insert(12, b"")  # line 13: blank, ignored
+    lines.insert(20, canonical.encode(foreign))  # line 21: another authority
+    lines.append(canonical.encode(docs[0]))  # a duplicate of line 1
+    lines.append(json.dumps(docs[1], ensure_ascii=False, indent=None).encode())  # same license, other spelling
+    path = tmp_path / "stock.jsonl"
+    _write_lines(path, lines)
+    runner = CliRunner()
+    env = {"LICLEDGER_KEK": KEK}
+    result = runner.invoke(cli, ["node", "import", str(path), "--dir", str(node.dir), "--chunk-lines", "7"], env=env)
+    assert result.exit_code == 2, result.output
+    assert f"{path}:8: rejected: version:" in result.stderr
+    assert f"{path}:11: rejected: " in result.stderr and "invalid JSON" in result.stderr
+    assert f"{path}:21: rejected: " in result.stderr and "issuer.authority_uscc" in result.stderr
+    assert result.stderr.count("rejected:") == 3
+    assert "35 lines: 28 imported, 3 already present, 3 rejected" in result.stdout
+    assert foreign["holder"]["citizen_id"] not in result.output
+    _integrity(node)
+    assert node.count("licenses") == 29
+    after = node.client.get(f"/v1/licenses/{existing['license_id']}", headers=node.auth("operator")).json()
+    assert after == before  # nothing already stored changed (same salt, seal, commitment)
+    again = runner.invoke(cli, ["node", "import", str(path), "--dir", str(node.dir)], env=env)
+    assert "28 imported, 3 already present, 3 rejected" in again.stdout
+    assert node.count("licenses") == 29
+    _integrity(node)
+
+
+def test_a_changed_file_is_a_new_import_that_skips_what_is_stored(node: NodeUnderTest, tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    docs = _stock(10)
+    _write_lines(path, [canonical.encode(d) for d in docs[:6]])
+    first = run_import(node.ctx, path, chunk_lines=4)
+    _write_lines(path, [canonical.encode(d) for d in docs])
+    second = run_import(node.ctx, path, chunk_lines=4)
+    assert first.digest != second.digest == file_digest(path)
+    assert (first.imported, second.imported, second.present) == (6, 4, 6)
+    assert node.count("licenses") == 10
+    entries = node.client.get("/v1/audit?limit=1000", headers=node.auth("auditor")).json()["entries"]
+    chunks = [e for e in entries if e["action"] == "license.import"]
+    assert sum(e["detail"]["imported"] for e in chunks) == 10 and all(e["object"] for e in chunks)
+
+
+def _progress(db: Path) -> tuple[int, int]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        row = conn.execute("SELECT line_number, completed FROM import_progress").fetchone()
+    except sqlite3.OperationalError:
+        return 0, 0
+    finally:
+        conn.close()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def test_killed_import_resumes_to_the_exact_count(node: NodeUnderTest, tmp_path: Path) -> None:
+    docs = _stock(1200, seed=33)
+    path = tmp_path / "big.jsonl"
+    _write_lines(path, [canonical.encode(d) for d in docs])
+    env = {**os.environ, "LICLEDGER_KEK": KEK}
+    cmd = [
+        sys.executable,
+        "-c",
+        "from node.cli import main; main()",
+        "node",
+        "import",
+        str(path),
+        "--dir",
+        str(node.dir),
+        "--chunk-lines",
+        "25",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    db = node.dir / "node.db"
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            lines, completed = _progress(db)
+            assert not completed, "the import finished before it could be killed"
+            if lines >= 300:
+                break
+            time.sleep(0.005)
+        else:
+            raise AssertionError("the import made no progress")
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    killed_at, completed = _progress(db)
+    assert proc.returncode == -signal.SIGKILL and not completed and 300 <= killed_at < 1200
+    assert node.count("licenses") == killed_at  # each committed chunk is whole
+    _integrity(node)
+    result = run_import(node.ctx, path, chunk_lines=25)
+    assert result.resumed_from_line == killed_at
+    assert (result.lines, result.imported, result.present, result.rejected) == (1200, 1200, 0, 0)
+    assert node.count("licenses") == 1200
+    _integrity(node)

@@ -1,0 +1,152 @@
+"""The core flow on a real PostgreSQL database (a fresh ``licledger_test_<random>`` per test session), plus
+the migrations on both engines: ``upgrade head`` yields exactly the models' schema."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from nodekit import KEK, NodeUnderTest, nurses, physicians, start_node
+
+from core import canonical
+from node.db.engine import make_engine
+from node.db.migrate import current_revision, head_revision, upgrade
+from node.db.models import Base
+from node.importer import run_import
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pg(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeUnderTest]:
+    import os
+
+    os.environ["LICLEDGER_KEK"] = KEK
+    n = start_node(
+        tmp_path_factory.mktemp("pg") / "node", database_url=postgres_url, public_rate_per_second=0, public_rate_burst=0
+    )
+    assert n.ctx.engine.dialect.name == "postgresql"
+    yield n
+    n.client.close()
+    n.ctx.close()
+
+
+def _schema_diff(url: str) -> list[object]:
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        upgrade(engine)  # idempotent
+        assert current_revision(engine) == head_revision()
+        with engine.connect() as conn:
+            return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata))
+    finally:
+        engine.dispose()
+
+
+def test_migrations_match_the_models_on_sqlite(tmp_path: Path) -> None:
+    assert _schema_diff(f"sqlite:///{tmp_path / 'm.db'}") == []
+
+
+def test_migrations_match_the_models_on_postgres(pg: NodeUnderTest, postgres_url: str) -> None:
+    assert _schema_diff(postgres_url) == []
+
+
+def test_core_flow_on_postgres(pg: NodeUnderTest) -> None:
+    h = pg.auth("operator")
+    doc = physicians(1, seed=901)[0]
+    issued = pg.issue(doc)
+    assert issued.status_code == 201, issued.text
+    base = issued.json()["base_id"]
+    assert pg.issue(doc).status_code == 409
+    r = pg.client.post(
+        f"/v1/licenses/{base}/events", json={"type": "change", "changes": {"holder": {"name": "李四"}}}, headers=h
+    )
+    assert r.status_code == 201 and r.json()["version"] == doc["version"] + 1
+    assert (
+        pg.client.post(f"/v1/licenses/{base}/events", json={"type": "revoke", "reason": "x"}, headers=h).status_code
+        == 201
+    )
+    history = pg.client.get(f"/v1/licenses/{base}/history", headers=pg.auth("auditor")).json()
+    assert [e["type"] for e in history["events"]] == ["issue", "change", "revoke"]
+    view = pg.client.get(f"/v1/licenses/{base}", headers=pg.auth("auditor")).json()
+    assert view["document"]["holder"]["name"] == "李四" and view["license_status"] == "revoked"
+    token = issued.json()["holder_token"]
+    mine = pg.client.get("/v1/holder/licenses", headers={"Authorization": f"Bearer {token}"}).json()["licenses"]
+    assert [m["base_id"] for m in mine] == [base]
+    public = pg.client.get(f"/v1/public/licenses/{base}").json()
+    assert doc["holder"]["citizen_id"] not in str(public)
+    stats = pg.client.get("/v1/stats", headers=h).json()
+    assert stats["by_status"].get("revoked", 0) >= 1
+    staff = pg.client.get(f"/v1/institutions/{doc['practice']['primary_institution']['uscc']}/staff", headers=h)
+    assert base in str(staff.json())
+    entries = pg.client.get(f"/v1/audit?object={view['license_id']}", headers=h).json()["entries"]
+    assert [e["action"] for e in entries] == ["license.read"]
+
+
+def test_crash_atomicity_on_postgres(pg: NodeUnderTest) -> None:
+    tables = ("licenses", "license_versions", "license_events", "outbox", "audit_log")
+    before = {t: pg.count(t) for t in tables}
+    with pg.ctx.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE FUNCTION fault() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$ "
+            "LANGUAGE plpgsql"
+        )
+        conn.exec_driver_sql("CREATE TRIGGER fault BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION fault()")
+    try:
+        r = pg.issue(nurses(1, seed=902)[0])
+        assert r.status_code == 500
+    finally:
+        with pg.ctx.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER fault ON outbox")
+            conn.exec_driver_sql("DROP FUNCTION fault()")
+    assert {t: pg.count(t) for t in tables} == before
+
+
+def test_concurrent_events_on_one_license_get_contiguous_versions(pg: NodeUnderTest) -> None:
+    doc = nurses(1, seed=903)[0]
+    base = pg.issue(doc).json()["base_id"]
+    h = pg.auth("operator")
+    results: list[int] = []
+
+    def change(i: int) -> None:
+        body = {"type": "renew", "valid_from": f"2025-01-{i + 1:02d}", "valid_to": "2030-01-01"}
+        results.append(pg.client.post(f"/v1/licenses/{base}/events", json=body, headers=h).status_code)
+
+    threads = [threading.Thread(target=change, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [201] * 8
+    history = pg.client.get(f"/v1/licenses/{base}/history", headers=h).json()
+    assert [v["version"] for v in history["versions"]] == list(range(doc["version"], doc["version"] + 9))
+
+
+def test_concurrent_issuing_of_one_license_stores_it_once(pg: NodeUnderTest) -> None:
+    doc = physicians(1, seed=904)[0]
+    codes: list[int] = []
+    threads = [threading.Thread(target=lambda: codes.append(pg.issue(doc).status_code)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [201, 409, 409, 409]
+    with pg.ctx.engine.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM license_versions WHERE full_id = :i"), {"i": doc["license_id"]})
+        assert n.scalar_one() == 1
+
+
+def test_import_on_postgres(pg: NodeUnderTest, tmp_path: Path) -> None:
+    docs = physicians(60, seed=905, start=1000)
+    path = tmp_path / "pg.jsonl"
+    path.write_bytes(b"\n".join(canonical.encode(d) for d in docs) + b"\n")
+    before = pg.count("licenses")
+    first = run_import(pg.ctx, path, chunk_lines=16)
+    again = run_import(pg.ctx, path, chunk_lines=16)
+    assert (first.imported, again.imported, again.present) == (60, 60, 0)  # the re-run resumes at the end
+    assert pg.count("licenses") == before + 60

@@ -1,0 +1,1 @@
+"""The cross-region verifier: trust core, CLI and verification service."""
