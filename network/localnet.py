@@ -223,6 +223,26 @@ def load_member_key(config: NetworkConfig, name: str, kek: bytes | None = None) 
     return decrypt_private_key(blob, kek if kek is not None else load_kek(config))
 
 
+def install_member_key(config: NetworkConfig, name: str, key: PrivateKey, kek: bytes | None = None) -> Path:
+    """Replace member ``name``'s key file with ``key`` (after a committed rotation); its running peer adopts it.
+
+    The file is replaced atomically (:func:`network.keyfile.install_key_file`); the previous one is kept beside
+    it as ``<name>.key.<old key id>`` so that nothing that was stored is lost. Returns the key file's path.
+    """
+    from network.keyfile import install_key_file
+
+    kek = kek if kek is not None else load_kek(config)
+    path = config.key_file(name)
+    old = load_member_key(config, name, kek)
+    if old.key_id == key.key_id:
+        return path
+    kept = path.with_name(f"{path.name}.{old.key_id}")
+    if not kept.exists():
+        _write_secret(kept, read_secret(path))
+    install_key_file(path, encrypt_private_key(key, kek))
+    return path
+
+
 # --- init
 # ----------------------------------------------------------------------------------------------------------
 

@@ -4,6 +4,10 @@ the client of the shared ledger when the node has joined one.
 :func:`open_node` decrypts the key and the secret with the KEK (:mod:`core.keystore`, :mod:`node.tokens`),
 migrates the database to the newest schema (``alembic upgrade head``) and returns a :class:`NodeContext`
 that the web app, the importer and the CLI share. The clock is a field so tests and the importer read one.
+
+The signing key is read through a :class:`network.keyfile.KeyFile`: after ``licledger node rotate-key submit``
+replaced the key file (docs/node.md, "Key rotation"), a running ``node serve`` seals and anchors with the new
+key within a second, without a restart.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.keystore import decrypt_private_key
 from core.sm2 import PrivateKey
+from network.keyfile import KeyFile
 from node.db.engine import make_engine, make_read_sessionmaker, make_sessionmaker
 from node.db.migrate import upgrade
 from node.ledger import LedgerClient
@@ -37,11 +42,27 @@ class NodeContext:
     settings: NodeSettings
     engine: Engine
     sessions: sessionmaker[Session]
-    signing_key: PrivateKey
+    key: PrivateKey
+    """The key loaded at start; read :attr:`signing_key`, which follows a rotation."""
     secrets: NodeSecrets
     clock: Callable[[], int] = field(default=now_ms)
     ledger: LedgerClient | None = None
     """The shared ledger (:mod:`node.ledger`), when the settings name its peers and network id."""
+    key_file: KeyFile | None = None
+    """Where the key comes from; when set, a replaced key file is adopted (key rotation)."""
+
+    @property
+    def signing_key(self) -> PrivateKey:
+        """The province's signing key now (the key file's, once a rotation replaced it)."""
+        if self.key_file is not None:
+            self.key = self.key_file.current()
+        return self.key
+
+    @signing_key.setter
+    def signing_key(self, key: PrivateKey) -> None:
+        self.key = key
+        if self.key_file is not None:
+            self.key_file.replace(key)
 
     @cached_property
     def read_sessions(self) -> sessionmaker[Session]:
@@ -74,4 +95,12 @@ def open_node(settings: NodeSettings, *, migrate: bool = True) -> NodeContext:
     ledger = None
     if settings.ledger_url_list and settings.network_id:
         ledger = LedgerClient(settings.ledger_url_list, settings.network_id, timeout=settings.ledger_timeout_s)
-    return NodeContext(settings, engine, make_sessionmaker(engine), key, node_secrets, ledger=ledger)
+    return NodeContext(
+        settings,
+        engine,
+        make_sessionmaker(engine),
+        key,
+        node_secrets,
+        ledger=ledger,
+        key_file=KeyFile(settings.key_file, kek, key),
+    )

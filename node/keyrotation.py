@@ -17,8 +17,11 @@ Rules, before any code (docs/node.md, "Key rotation"; docs/chaincode.md, ``Rotat
    is copied to ``retired-keys/<key_id>.enc`` with a ``<key_id>.json`` note (retired at the transaction time,
    transaction id, block), then the pending file atomically replaces the key file (``os.replace``). Documents
    sealed earlier keep verifying: their seal time is within the old key's validity in the member record.
-   A running ``node serve`` keeps the key it loaded until restarted; its anchoring then stops at the
-   membership check (the old key is retired), so restart it after a rotation.
+   A running ``node serve`` (and its anchoring worker) reads the key through :class:`network.keyfile.KeyFile`
+   and adopts the new key within a second, without a restart.
+4. **The peer.** The member's peer cosigns checkpoints with the member key. ``submit --network-dir DIR`` also
+   replaces the member's key file in the network directory (the old one kept beside it); the running peer
+   adopts it once its membership state lists the new key as valid, so its cosignatures keep counting.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
@@ -38,6 +42,9 @@ from node.context import NodeContext
 from node.db.models import LicenseVersion
 from node.ledger import Committed
 from node.tokens import write_new_file
+
+if TYPE_CHECKING:
+    from network.localnet import NetworkConfig
 
 __all__ = [
     "PENDING_KEY_FILE",
@@ -134,7 +141,9 @@ def _sealed_since(ctx: NodeContext, key_id: str, since_ms: int) -> int:
     return int(count or 0)
 
 
-def submit_rotation(ctx: NodeContext, signed: bytes, *, timeout: float | None = None) -> Rotated:
+def submit_rotation(
+    ctx: NodeContext, signed: bytes, *, timeout: float | None = None, network_dir: Path | None = None
+) -> Rotated:
     """Rules 2 and 3: submit the endorsed envelope, wait for its block, switch keys on a valid commit."""
     _member(ctx)
     assert ctx.ledger is not None
@@ -144,6 +153,8 @@ def submit_rotation(ctx: NodeContext, signed: bytes, *, timeout: float | None = 
     new_key = decrypt_private_key(pending.read_bytes(), ctx.settings.kek_bytes)
     envelope = Envelope.from_bytes(signed)
     _check_own(ctx, envelope, new_key)
+    if network_dir is not None:
+        _peer_network(ctx, network_dir)
     late = _sealed_since(ctx, ctx.signing_key.key_id, envelope.tx.timestamp_ms)
     if late:
         raise RotationError(
@@ -152,7 +163,7 @@ def submit_rotation(ctx: NodeContext, signed: bytes, *, timeout: float | None = 
         )
     earlier = ctx.ledger.committed(envelope.tx_id)  # a submit whose answer was lost, or a crash before the switch
     if earlier is not None and earlier.valid:
-        return switch_key(ctx, envelope, earlier)
+        return switch_key(ctx, envelope, earlier, network_dir=network_dir)
     [committed] = ctx.ledger.submit([signed], timeout=timeout)
     if committed.tx_id != envelope.tx_id:
         raise RotationError(f"the ledger answered for {committed.tx_id}, not {envelope.tx_id}")
@@ -161,12 +172,32 @@ def submit_rotation(ctx: NodeContext, signed: bytes, *, timeout: float | None = 
         if first is None or not first.valid:
             raise RotationRejectedError(committed)
         committed = first
-    return switch_key(ctx, envelope, committed)
+    return switch_key(ctx, envelope, committed, network_dir=network_dir)
 
 
-def switch_key(ctx: NodeContext, envelope: Envelope, committed: Committed) -> Rotated:
-    """Rule 3: keep the old key file as retired, then atomically make the pending key the signing key."""
+def _peer_network(ctx: NodeContext, network_dir: Path) -> NetworkConfig:
+    """The network directory that holds this member's peer and its key file (checked before anything changes)."""
+    from network.localnet import NetworkConfig, load_kek, load_member_key
+
+    try:
+        config = NetworkConfig.load(network_dir)
+        config.member(ctx.settings.province)
+        load_member_key(config, ctx.settings.province, load_kek(config))
+    except (LicledgerError, ValueError, OSError) as exc:
+        raise RotationError(f"cannot hand the new key to the peer in {network_dir}: {exc}") from None
+    return config
+
+
+def switch_key(
+    ctx: NodeContext, envelope: Envelope, committed: Committed, *, network_dir: Path | None = None
+) -> Rotated:
+    """Rule 3: keep the old key file as retired, then atomically make the pending key the signing key.
+
+    With ``network_dir`` (a ``licledger network`` directory holding this member's peer), the member's key file
+    there is replaced too, so that its peer signs checkpoint duties with the new key (rule 4).
+    """
     settings = ctx.settings
+    member_config = None if network_dir is None else _peer_network(ctx, network_dir)
     old_id = ctx.signing_key.key_id
     new_key = decrypt_private_key(_pending_file(ctx).read_bytes(), settings.kek_bytes)
     retired_ms = envelope.tx.timestamp_ms
@@ -191,4 +222,8 @@ def switch_key(ctx: NodeContext, envelope: Envelope, committed: Committed) -> Ro
     os.replace(_pending_file(ctx), settings.key_file)  # the switch: one atomic rename
     os.replace(tmp_public, public)
     ctx.signing_key = new_key
+    if member_config is not None:
+        from network.localnet import install_member_key
+
+        install_member_key(member_config, settings.province, new_key)
     return Rotated(old_id, new_key.key_id, committed.tx_id, committed.block, retired_ms)

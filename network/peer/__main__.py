@@ -18,11 +18,18 @@ import sys
 
 import uvicorn
 
+from network.keyfile import KeyFile
 from network.localnet import LOOPBACK, NetworkConfig, load_kek, load_member_key, load_raft_secret
 from network.ordering import RaftOrdering
 from network.peer.api import create_app
 from network.peer.chaincode import ExecutorChaincode
-from network.peer.checkpoints import DEFAULT_REFRESH_MS, DEFAULT_TOLERANCE_MS, CheckpointDuty
+from network.peer.checkpoints import (
+    DEFAULT_REFRESH_MS,
+    DEFAULT_TOLERANCE_MS,
+    CheckpointDuty,
+    member_key_problem,
+    wall_clock_ms,
+)
 from network.peer.peer import Peer, PeerConfig
 from network.peer.store import BlockStore
 
@@ -43,10 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     config = NetworkConfig.load(args.dir)
     node = config.member(args.member)
-    key = load_member_key(config, node.name, load_kek(config))
-    if key.key_id != node.key_id:
-        log.error("%s: decrypted key %s is not the configured key %s", node.name, key.key_id, node.key_id)
-        return 2
+    kek = load_kek(config)
+    key = load_member_key(config, node.name, kek)
     data_dir = config.data_dir(node.name)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = BlockStore(config.db_url(node.name))
@@ -58,10 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     chaincode = ExecutorChaincode()
     peer = Peer(store, chaincode, config.genesis_envelope, ordering=ordering, config=PeerConfig(), name=node.name)
+    # The member's key file may be replaced by a rotation (`licledger node rotate-key submit --network-dir`): the
+    # duties then sign with the new key as soon as this peer's membership state lists it as valid.
+    key_file = KeyFile(
+        config.key_file(node.name),
+        kek,
+        key,
+        accept=lambda k: member_key_problem(peer, node.name, k.key_id, wall_clock_ms()),
+    )
     duty = CheckpointDuty(
         peer,
         member=node.name,
-        key=key,
+        key=key_file,
         network_id=config.network_id,
         interval=config.checkpoint_interval,
         proposers=[m.name for m in config.members],
@@ -70,6 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         peer.open()
+        if key.key_id != node.key_id:  # network.json names the genesis key; a rotation may have replaced it
+            problem = member_key_problem(peer, node.name, key.key_id)
+            if problem is not None:  # wrong key file, or this peer is behind the rotation: it catches up first
+                log.warning(
+                    "%s: key %s is not the configured key %s and %s; its checkpoint duties are rejected until "
+                    "the ledger lists it",
+                    node.name,
+                    key.key_id,
+                    node.key_id,
+                    problem,
+                )
         peer.add_commit_hook(duty.on_block)
         duty.start()
         peer.start()

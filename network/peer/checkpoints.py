@@ -50,6 +50,7 @@ from core.canonical import decode
 from core.errors import LicledgerError
 from core.sm2 import PrivateKey
 from core.transactions import PROPOSE_CHECKPOINT, Envelope, cosign_checkpoint, propose_checkpoint
+from network.keyfile import KeyFile
 from network.peer.blocks import Block, decode_payload
 from network.peer.peer import Peer
 
@@ -66,6 +67,30 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def member_key_problem(peer: Peer, member: str, key_id: str, at_ms: int | None = None) -> str | None:
+    """Why ``key_id`` may not sign for ``member`` at ``at_ms`` per this peer's membership state (``None``: it may).
+
+    ``at_ms=None`` only asks whether the member record lists the key at all (a rotation committed).
+    """
+    try:
+        _, raw = peer.query("GetMember", [member, ""])
+        value = decode(raw)
+    except LicledgerError as exc:
+        return f"the membership state has no record of {member} ({exc})"
+    if not isinstance(value, dict):
+        return f"the membership state answered {type(value).__name__} for {member}"
+    record = value.get("record", value)
+    for k in record.get("keys", []) if isinstance(record, dict) else []:
+        if isinstance(k, dict) and k.get("key_id") == key_id:
+            if at_ms is None:
+                return None
+            until = k.get("valid_until_ms")
+            if int(k["valid_from_ms"]) <= at_ms and (until is None or at_ms < int(until)):
+                return None
+            return f"the member record lists key {key_id} as valid from {k['valid_from_ms']} until {until}"
+    return f"the member record of {member} does not list key {key_id} (the rotation is not committed here yet)"
+
+
 class CheckpointDuty:
     """Submits this member's checkpoint proposals and cosignatures (module rules 1-4)."""
 
@@ -74,7 +99,7 @@ class CheckpointDuty:
         peer: Peer,
         *,
         member: str,
-        key: PrivateKey,
+        key: PrivateKey | KeyFile,
         network_id: str,
         interval: int,
         proposers: Sequence[str],
@@ -90,7 +115,7 @@ class CheckpointDuty:
             raise ValueError(f"{member} is not among the proposers {list(proposers)}")
         self.peer = peer
         self.member = member
-        self.key = key
+        self._key = key
         self.network_id = network_id
         self.interval = interval
         self.idle_interval = idle_interval
@@ -103,6 +128,11 @@ class CheckpointDuty:
         self._proposed: int = -1  # block the last proposal was ordered into
         self._attempts: dict[int, int] = {}  # checkpoint seq -> cosignatures submitted
         self._thread = threading.Thread(target=self._run, name=f"{member}-checkpoints", daemon=True)
+
+    @property
+    def key(self) -> PrivateKey:
+        """The member key to sign duties with now (a :class:`KeyFile` follows a rotation without a restart)."""
+        return self._key.current() if isinstance(self._key, KeyFile) else self._key
 
     def start(self) -> None:
         self._thread.start()
@@ -221,12 +251,13 @@ class CheckpointDuty:
                 f"clock (tolerance {self.tolerance_ms} ms)",
             )
             return
+        key = self.key  # once: the cosignature and the envelope must name the same key
         envelope = cosign_checkpoint(
             self.network_id,
             member=self.member,
             seq=seq,
-            signature=cosign(body, self.key),
-            key=self.key,
+            signature=cosign(body, key),
+            key=key,
             timestamp_ms=self._duty_timestamp(checkpoint_ms),
         )
         self._attempts[seq] = self._attempts.get(seq, 0) + 1

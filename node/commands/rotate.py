@@ -4,7 +4,9 @@
   request signed by the current and the new key, for the national authority to endorse
   (``licledger network endorse REQ.json``).
 * ``submit SIGNED.json``: submit the endorsed envelope, wait for its block, switch the signing key on a valid
-  commit (the old key is kept under ``retired-keys/``). Restart ``node serve`` afterwards.
+  commit (the old key is kept under ``retired-keys/``). A running ``node serve`` adopts the new key within a
+  second. ``--network-dir DIR`` also hands the new key to the member's peer in that ``licledger network``
+  directory, which then cosigns checkpoints with it.
 """
 
 from __future__ import annotations
@@ -67,16 +69,24 @@ def request(directory: Path | None, out: Path | None) -> None:
 @click.argument("signed", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_DIR
 @click.option("--timeout", type=float, default=None, help="Seconds to wait for the block (default from settings).")
-def submit(signed: Path, directory: Path | None, timeout: float | None) -> None:
+@click.option(
+    "--network-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="The `licledger network` directory of this member's peer: its key file gets the new key too.",
+)
+def submit(signed: Path, directory: Path | None, timeout: float | None, network_dir: Path | None) -> None:
     """Submit the endorsed rotation, wait for commit, switch the signing key."""
     from node.keyrotation import submit_rotation
 
     ctx = _open(directory)
     try:
-        rotated = submit_rotation(ctx, signed.read_bytes(), timeout=timeout)
+        rotated = submit_rotation(ctx, signed.read_bytes(), timeout=timeout, network_dir=network_dir)
     finally:
         ctx.close()
     click.echo(
         f"rotated: key {rotated.old_key_id} retired at {rotated.retired_ms}, signing key now {rotated.new_key_id} "
-        f"(tx {rotated.tx_id}, block {rotated.block}); restart `node serve` to use it"
+        f"(tx {rotated.tx_id}, block {rotated.block}); a running `node serve` adopts it within a second"
     )
+    if network_dir is not None:
+        click.echo(f"the peer's key file in {network_dir} holds the new key; the running peer adopts it")

@@ -1,0 +1,153 @@
+"""Key rotation while everything keeps running: a `licledger node serve` process and the member's peer adopt the
+new key without a restart (network.keyfile.KeyFile).
+
+On a real 3-province network on loopback: a license issued over HTTP before the rotation, then
+`node rotate-key request` / `network endorse` / `node rotate-key submit --network-dir`, then a license issued over
+HTTP by the *same* serve process: it is sealed and anchored with the new key, both verify VALID against the
+genesis, and the member's peer cosigns later checkpoints with the new key.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from anchorkit import KEK, documents, join_node
+from netkit import Net, licledger
+
+from core import canonical
+from network.localnet import free_loopback_ports, load_kek, load_member_key
+from node.settings import load_settings
+from verifier.core import Result, load_trust_root, verify_bundle
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MEMBER = "440000"
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+    n = Net.started(tmp_path_factory.mktemp("live-rotation") / "net")
+    yield n
+    n.down()
+
+
+def _wait(what: str, check: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _cli(*args: str | Path) -> str:
+    done = licledger(*args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_running_serve_and_peer_adopt_the_rotated_key(net: Net, tmp_path: Path) -> None:
+    node_dir = tmp_path / "node"
+    operator = join_node(node_dir, net, MEMBER)
+    uscc = load_settings(node_dir).authority_uscc
+    [port] = free_loopback_ports(1)
+    env = {
+        **os.environ,
+        "LICLEDGER_KEK": KEK,
+        "LICLEDGER_PORT": str(port),
+        "LICLEDGER_ANCHOR_INTERVAL_MS": "200",
+        "LICLEDGER_ANCHOR_BATCH_MAX_AGE_MS": "300",
+        "LICLEDGER_CHECKPOINT_CACHE_MS": "0",
+    }
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from node.cli import main; main()", "node", "serve", "--dir", str(node_dir)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {operator}"}, timeout=30)
+    trust = load_trust_root((net.directory / "network.json").read_bytes(), network_id=net.config.network_id)
+    try:
+
+        def healthy() -> dict[str, Any] | None:
+            assert proc.poll() is None, log.read_text()
+            try:
+                answer = httpx.get(url + "/healthz", timeout=2)
+            except httpx.TransportError:
+                return None
+            return answer.json() if answer.status_code == 200 else None
+
+        old_key_id = _wait("node serve", healthy)["signing_key_id"]
+
+        def issue(start: int) -> tuple[str, bytes]:
+            [doc] = documents("nurse", 1, MEMBER, uscc, start=start)
+            answer = client.post("/v1/licenses", content=canonical.encode(doc))
+            assert answer.status_code == 201, answer.text
+            license_id = answer.json()["license_id"]
+
+            def proof() -> bytes | None:
+                got = client.get(f"/v1/licenses/{license_id}/proof")
+                return got.content if got.status_code == 200 else None
+
+            return license_id, _wait(f"the proof of {license_id}", proof, 90)
+
+        before, _ = issue(300)
+
+        request, signed = tmp_path / "request.json", tmp_path / "signed.json"
+        _cli("node", "rotate-key", "request", "--dir", node_dir, "--out", request)
+        _cli("network", "endorse", request, "--dir", net.directory, "--out", signed)
+        out = _cli("node", "rotate-key", "submit", signed, "--dir", node_dir, "--network-dir", net.directory)
+        assert "adopts it" in out
+        config = net.config
+        new_key = load_member_key(config, MEMBER, load_kek(config))
+        assert new_key.key_id != old_key_id
+        assert config.key_file(MEMBER).with_name(f"{MEMBER}.key.{old_key_id}").exists()  # the old file is kept
+
+        # The same serve process, never restarted, now seals and anchors with the new key.
+        _wait("serve to report the new key", lambda: (healthy() or {}).get("signing_key_id") == new_key.key_id, 10)
+        after, after_bundle = issue(301)
+        assert new_key.key_id in after_bundle.decode()
+        assert proc.poll() is None
+        now = time.time_ns() // 1_000_000
+        for license_id in (before, after):
+            bundle = client.get(f"/v1/licenses/{license_id}/proof").content
+            verdict = verify_bundle(
+                bundle, trust, now_ms=now, max_checkpoint_age_ms=None, expected_license_id=license_id
+            )
+            assert verdict.result is Result.VALID, verdict.to_dict(personal=False)
+
+        # The member's peer (never restarted) cosigns with the new key once its membership state lists it.
+        peer = net.client(MEMBER)
+
+        def cosigned_with_new_key() -> bool:
+            info = canonical.decode(peer.query("GetLedgerInfo", [])[1])
+            for seq in range(int(info["checkpoint_next"]) - 1, -1, -1):
+                record = canonical.decode(peer.query("GetCheckpoint", [str(seq)])[1])
+                for c in record["cosignatures"]:
+                    if c["member"] == MEMBER:
+                        if c["key_id"] == new_key.key_id:
+                            return True
+                        break
+                if int(record["fields"]["timestamp_ms"]) < now - 60_000:
+                    break
+            return False
+
+        issue(302)  # new anchors make new checkpoints
+        _wait("a checkpoint cosigned by the peer with the new key", cosigned_with_new_key, 60)
+    finally:
+        client.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
