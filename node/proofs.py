@@ -20,6 +20,14 @@ Ledger answers that do not depend on the newest state are cached: batch records 
 inclusion proofs per ``(log index, tree size)``, member and status proofs per checkpoint, batch trees; the latest
 final checkpoint for ``checkpoint_cache_ms``. A first proof of a license therefore costs one ledger round trip
 (``GetStatus``), a repeated one none.
+
+**What any member's node can give about any license** (cross-node resolution, docs/verifier.md): the parts of a
+bundle that come from the ledger, which every member's peer holds (:meth:`ProofService.ledger_proofs`: the
+batch's inclusion in the anchor log, the status proof and the issuer's member record at a final checkpoint;
+:meth:`ProofService.member_proofs`: member records at a checkpoint), so a verifier can bring a stale bundle up to
+date from any node; and, for a license of another province, the URL of the issuer's node from the node's
+directory (:func:`issuer_nodes`, ``LICLEDGER_NODE_DIRECTORY``). Only the leaf's proof in its batch and the seal
+come from the issuer. Nothing here is trusted by the verifier before its own checks.
 """
 
 from __future__ import annotations
@@ -35,16 +43,18 @@ from sqlalchemy.orm import Session
 
 from core import canonical, merkle
 from core.bundle import ProofBundle, assemble_bundle
-from core.licenses import parse_document
+from core.licenses import in_province, parse_document
 from node.context import NodeContext
 from node.db.models import AnchorReceipt, LicenseVersion, Outbox
-from node.errors import NodeError
-from node.ledger import LedgerClient, LedgerRequestError
-from node.queries import Loaded
+from node.errors import NodeError, NotFoundError
+from node.ledger import LedgerClient, LedgerRequestError, LedgerUnavailableError
+from node.queries import LicenseRef, Loaded
+from node.settings import NodeSettings
 
 K = TypeVar("K")
 V = TypeVar("V")
 CACHE_SIZE = 256
+MAX_MEMBERS = 64
 
 
 class ProofNotReadyError(NodeError):
@@ -91,6 +101,7 @@ class ProofService:
         self._members: _Lru[int, dict[str, Any]] = _Lru(8)
         self._trees: _Lru[int, merkle.MerkleTree] = _Lru(64)
         self._statuses: _Lru[tuple[str, int], dict[str, Any] | None] = _Lru(4096)
+        self._any_members: _Lru[tuple[str, int], dict[str, Any]] = _Lru(1024)
 
     @property
     def ledger(self) -> LedgerClient:
@@ -129,6 +140,44 @@ class ProofService:
         if answer is None:
             raise LedgerRequestError(404, "NOT_FOUND", f"no consistency proof {size1} -> {size2}")
         return list(answer["consistency_proof"])
+
+    def final_checkpoint(self, seq: int | None) -> dict[str, Any]:
+        """Final checkpoint ``seq`` (the latest with ``None``); :class:`NotFoundError` if there is none."""
+        cp = self.latest_checkpoint() if seq is None else self.checkpoint(seq)
+        if cp is None:
+            raise NotFoundError("final checkpoint", "latest" if seq is None else str(seq))
+        return cp
+
+    # --- the ledger's parts of any member's bundle ---
+
+    def ledger_proofs(self, license_base: str, issuer: str, log_index: int, seq: int | None) -> dict[str, Any]:
+        """At final checkpoint ``seq`` (default the latest): the RFC 9162 inclusion proof of anchor-log entry
+        ``log_index``, the status record and proof of ``license_base``, and ``issuer``'s member record and proof:
+        what a bundle of any member's license needs from the ledger (the leaf's proof in its batch aside)."""
+        cp = self.final_checkpoint(seq)
+        at, log_size = int(cp["seq"]), int(cp["fields"]["log_size"])
+        if log_index >= log_size:
+            raise NotFoundError("anchor-log entry", f"{log_index} at checkpoint {at} (tree_size {log_size})")
+        inclusion = self._inclusions.fetch(
+            (log_index, log_size), lambda: self._query("GetLogInclusionProof", str(log_index), str(log_size))
+        )
+        status = self._statuses.fetch((license_base, at), lambda: self.ledger.query("GetStatus", license_base, str(at)))
+        if status is None:
+            raise NotFoundError("status proof of", license_base)
+        member = self._member_at(issuer, at)
+        return {"checkpoint": cp, "inclusion": inclusion, "status": status, "member": member}
+
+    def member_proofs(self, names: list[str], seq: int | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Final checkpoint ``seq`` (default the latest) and each named member's record (or absence) with its
+        sparse Merkle proof under the checkpoint's membership root."""
+        if not 0 < len(names) <= MAX_MEMBERS:
+            raise ValueError(f"give 1 to {MAX_MEMBERS} member names")
+        cp = self.final_checkpoint(seq)
+        at = int(cp["seq"])
+        return cp, [self._member_at(n, at) for n in names]
+
+    def _member_at(self, name: str, seq: int) -> dict[str, Any]:
+        return self._any_members.fetch((name, seq), lambda: self._query("GetMember", name, str(seq)))
 
     # --- bundles ---
 
@@ -223,3 +272,27 @@ def batch_leaf_hashes(session: Session, batch_seq: int) -> list[bytes]:
             .order_by(Outbox.leaf_index)
         )
     )
+
+
+def issuer_nodes(settings: NodeSettings, ledger: LedgerClient | None, ref: LicenseRef) -> dict[str, str]:
+    """The other provinces' nodes (``{province: url}``, from ``LICLEDGER_NODE_DIRECTORY``) that may hold the
+    license ``ref``: those whose province contains the issuing authority's registration division (the USCC in the
+    GB/T 36904 identifier). Where that is ambiguous (Xinjiang and the XPCC share ``65``), the ledger's member
+    records decide (the member listing the authority among its issuers), if the ledger answers. A hint for the
+    caller, never a proof: the verifier checks whatever the issuer's node serves."""
+    uscc = ref.base_id.split(".")[6]
+    division = uscc[2:8]
+    found = {
+        p: url for p, url in settings.node_directory_map.items() if p != settings.province and in_province(division, p)
+    }
+    if len(found) > 1 and ledger is not None:
+        try:
+            listed = {
+                p
+                for p in found
+                if uscc in ((ledger.query("GetMember", p, "") or {}).get("record") or {}).get("issuers", ())
+            }
+        except (LedgerUnavailableError, LedgerRequestError):
+            listed = set(found)
+        found = {p: u for p, u in found.items() if p in listed} or found
+    return found

@@ -75,6 +75,11 @@ class NodeSettings(BaseSettings):
     reconcile_interval_s: int = Field(default=600, ge=0, description="In-process reconciliation; 0 = off.")
     public_url: str | None = Field(default=None, description="The node's URL as printed in voucher QR codes.")
     checkpoint_cache_ms: int = Field(default=1000, ge=0, description="How long proofs reuse a final checkpoint.")
+    node_directory: str | None = Field(
+        default=None,
+        description="Other provinces' nodes, `PROVINCE=URL` separated by commas: where a proof request for "
+        "another province's license is referred (307).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("province")
@@ -107,6 +112,13 @@ class NodeSettings(BaseSettings):
         for url in value.split(","):
             if re.fullmatch(r"https?://[\x21-\x7e]+", url.strip()) is None:
                 raise ValueError("must be http(s) URLs of printable ASCII, separated by commas")
+        return value
+
+    @field_validator("node_directory")
+    @classmethod
+    def _directory(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_node_directory(value)
         return value
 
     @model_validator(mode="after")
@@ -164,12 +176,36 @@ class NodeSettings(BaseSettings):
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
+    def node_directory_map(self) -> dict[str, str]:
+        """Province code -> node URL (no trailing slash) of the other provinces' nodes this node refers to."""
+        return parse_node_directory(self.node_directory or "")
+
+    @property
     def key_file(self) -> Path:
         return self.dir / KEY_FILE
 
     @property
     def secret_file(self) -> Path:
         return self.dir / SECRET_FILE
+
+
+def parse_node_directory(text: str) -> dict[str, str]:
+    """``110000=https://a.example,310000=https://b.example`` as ``{province: url}``; ``ValueError`` naming the bad
+    entry (an unknown province code, a URL that is not http(s) printable ASCII, a province given twice)."""
+    out: dict[str, str] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        province, _, url = entry.partition("=")
+        province, url = province.strip(), url.strip().rstrip("/")
+        if province not in PROVINCES:
+            raise ValueError(f"{province!r} is not a GB/T 2260 provincial-level code (entries are PROVINCE=URL)")
+        if re.fullmatch(r"https?://[\x21-\x7e]+", url) is None or "," in url:
+            raise ValueError(f"the URL for {province} must be an http(s) URL of printable ASCII")
+        if province in out:
+            raise ValueError(f"province {province} is listed twice")
+        out[province] = url
+    return out
 
 
 def sqlite_url(path: Path) -> str:

@@ -28,9 +28,15 @@ updater: the I/O is here, every rule is in the I/O-free core).
 6. **The bundle.** Nodes are asked in turn for the license's proof bundle (public view). Each is verified against
    the advanced trust root with ``expected_license_id`` (and the voucher's commitment, for a QR reference); the
    first verdict whose proofs hold is the answer, so a node serving another license's bundle or a broken one is
-   reported and skipped. A bundle whose checkpoint is not *top* is first proven consistent with it (step 4) and,
-   when a peer serves the parts, re-proven at *top* (batch inclusion, status and member proofs), so the status is
-   the newest the consortium has signed.
+   reported and skipped. A node that does not hold the license but knows the issuing province's node answers
+   ``307`` with that node's URL (a *referral*, :class:`ReferralError`); the referred node is asked next (one hop,
+   at most :data:`MAX_REFERRALS` per run). A bundle whose checkpoint is not *top* is first proven consistent with
+   it (step 4) and then re-proven at *top* from **any** source that serves the ledger's parts (a peer's queries,
+   or a node's ``GET /v1/ledger/proofs``: batch inclusion, status and member proofs); each re-proven bundle is
+   verified again and a source whose parts fail is reported with the failing step's reason (evidence) and the
+   next one is asked, so the status is the newest the consortium has signed.
+
+:func:`advance_online` runs steps 1-5 alone (a verification service keeping its trust root current).
 
 Nothing fetched is used before a proof about it has verified. Transport failures are :class:`SourceError` and
 only make a source not count.
@@ -45,7 +51,7 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,15 +82,18 @@ from verifier.trust import (
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
+    "MAX_REFERRALS",
     "STATE_FORMAT",
     "NotEnoughSourcesError",
     "Observation",
     "OnlineReport",
+    "ReferralError",
     "Source",
     "SourceError",
     "SplitViewDetectedError",
     "UndecidedError",
     "VerifierState",
+    "advance_online",
     "default_state_path",
     "reject_verdict",
     "verify_online",
@@ -93,6 +102,7 @@ __all__ = [
 DEFAULT_TIMEOUT_S = 10.0
 MAX_ANSWER_BYTES = 1024 * 1024
 STATE_FORMAT = "licledger-verifier-state/1"
+MAX_REFERRALS = 3
 Kind = Literal["node", "peer"]
 
 
@@ -107,6 +117,16 @@ class SourceError(LicledgerError):
         self.status = status
         self.detail = detail
         super().__init__(f"{url}: {'no answer' if status is None else f'HTTP {status}'}: {detail}")
+
+
+class ReferralError(SourceError):
+    """A node does not hold the license but names the issuing province's node (HTTP 307/308): ``node`` is its
+    base URL, ``issuer`` the province. A hint only: what that node serves is verified like anything else."""
+
+    def __init__(self, url: str, status: int, node: str, issuer: str | None) -> None:
+        self.node = node
+        self.issuer = issuer
+        super().__init__(url, status, f"referred to {node} (province {issuer or '?'})")
 
 
 class SplitViewDetectedError(VerificationError):
@@ -146,13 +166,41 @@ class UndecidedError(LicledgerError):
 # --- sources ----------------------------------------------------------------------------------------------------
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed blindly: a 307/308 becomes a :class:`ReferralError` the run decides about."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def _referral(url: str, status: int, location: str | None, raw: bytes) -> ReferralError:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = {}
+    value = value if isinstance(value, dict) else {}
+    node = value.get("node")
+    if not isinstance(node, str):
+        node = (location or "").split("/v1/", 1)[0]
+    issuer = value.get("issuer") if isinstance(value.get("issuer"), str) else None
+    parsed = urllib.parse.urlsplit(node)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise SourceError(url, status, "a redirect without a usable node URL")
+    return ReferralError(url, status, node.rstrip("/"), issuer)
+
+
 def _http_get(url: str, timeout: float) -> bytes:
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 (checked scheme)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+        with _OPENER.open(request, timeout=timeout) as answer:
             body: bytes = answer.read(MAX_ANSWER_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raw = exc.read(4096)
+        if exc.code in (307, 308):
+            raise _referral(url, exc.code, exc.headers.get("Location"), raw) from None
         try:
             detail = str(json.loads(raw).get("detail", ""))
         except (ValueError, AttributeError):
@@ -223,6 +271,43 @@ class Source:
             return [bytes.fromhex(p) for p in proof]
         except ValueError:
             raise SourceError(self.url, 200, "consistency_proof is not a list of hex hashes") from None
+
+    def ledger_proofs(self, bundle: ProofBundle, seq: int) -> dict[str, Any]:
+        """The ledger's parts of ``bundle`` at checkpoint ``seq`` (unverified): a peer's ``GetLogInclusionProof``,
+        ``GetStatus`` and ``GetMember`` or a node's ``GET /v1/ledger/proofs``, as ``{"inclusion_proof",
+        "status", "member"}``."""
+        if self.kind == "peer":
+            raise ValueError("use query() on peers")
+        answer = self._json(
+            "/v1/ledger/proofs",
+            [
+                ("license_id", bundle.license_id.base),
+                ("issuer", bundle.issuer),
+                ("log_index", str(bundle.log_index)),
+                ("seq", str(seq)),
+            ],
+        )
+        checkpoint = answer.get("checkpoint")
+        if not isinstance(checkpoint, dict) or checkpoint.get("seq") != seq:
+            raise SourceError(self.url, 200, f"the answer is not at checkpoint {seq}")
+        return {
+            "inclusion_proof": answer.get("batch_inclusion_proof"),
+            "status": answer.get("status"),
+            "member": answer.get("member"),
+        }
+
+    def members(self, names: Sequence[str], seq: int) -> list[dict[str, Any]]:
+        """Member records and proofs at checkpoint ``seq`` (nodes: ``GET /v1/ledger/members``), unverified."""
+        if self.kind == "peer":
+            return [self.query("GetMember", name, str(seq)) for name in names]
+        answer = self._json("/v1/ledger/members", [*(("name", n) for n in names), ("seq", str(seq))])
+        members = answer.get("members")
+        checkpoint = answer.get("checkpoint")
+        if not isinstance(checkpoint, dict) or checkpoint.get("seq") != seq:
+            raise SourceError(self.url, 200, f"the answer is not at checkpoint {seq}")
+        if not isinstance(members, list) or len(members) != len(names) or not all(isinstance(m, dict) for m in members):
+            raise SourceError(self.url, 200, "members is not one record per name asked")
+        return members
 
     def bundle(self, license_id: str) -> bytes:
         """The license's proof bundle, public view (nodes only): ``GET /v1/licenses/{id}/proof?view=public``."""
@@ -372,6 +457,7 @@ class _Run:
         self.min_sources = min_sources
         self.trusted = _trusted(root, seq)
         self.seen: list[Observation] = []
+        self.timeout = max((s.timeout for s in self.sources), default=DEFAULT_TIMEOUT_S)
 
     def _say(self, source: Source, **what: Any) -> None:
         self.report.sources.append({"source": str(source), **what})
@@ -486,42 +572,50 @@ class _Run:
         self.report.advanced = True
 
     def _member_proofs(self, top: Observation) -> list[tuple[MemberRecord, SparseProof]]:
-        """Every known member's record and proof at ``top`` from a peer (ignored if they do not verify)."""
-        out: list[tuple[MemberRecord, SparseProof]] = []
+        """Every known member's record and proof at ``top`` from a peer or a node (``TrustRoot.advanced`` verifies
+        them under ``top``'s membership root; a source whose records do not parse is skipped)."""
         if top.seq is None:
-            return out
-        for source in (s for s in self.sources if s.kind == "peer"):
+            return []
+        names = sorted(self.root.members)
+        for source in sorted(self.sources, key=lambda s: s.kind != "peer"):
             try:
-                for name in sorted(self.root.members):
-                    answer = source.query("GetMember", name, str(top.seq))
-                    if answer.get("root") != top.checkpoint.membership_root.hex() or answer.get("record") is None:
-                        raise SourceError(source.url, 200, f"GetMember {name} is not at the checkpoint's root")
-                    out.append((MemberRecord.from_dict(answer["record"]), SparseProof.from_dict(answer["proof"])))
-                return out
-            except (SourceError, FormatError, KeyError, TypeError) as exc:
-                self.report.notes.append(f"member records from {source} not used: {exc}")
                 out = []
-        return out
+                for name, answer in zip(names, source.members(names, top.seq), strict=True):
+                    root = answer.get("root")
+                    if root is not None and root != top.checkpoint.membership_root.hex():
+                        raise SourceError(source.url, 200, f"GetMember {name} is not at the checkpoint's root")
+                    if answer.get("record") is not None:
+                        out.append((MemberRecord.from_dict(answer["record"]), SparseProof.from_dict(answer["proof"])))
+                return out
+            except (SourceError, FormatError, KeyError, TypeError, ValueError) as exc:
+                self.report.notes.append(f"member records from {source} not used: {exc}")
+        return []
 
     # 6. the bundle
-    def refresh(self, bundle: ProofBundle, top: Observation) -> ProofBundle | None:
-        """The bundle re-proven at ``top`` with a peer's batch inclusion, status and member proofs, or ``None``."""
+    def refreshed(self, bundle: ProofBundle, top: Observation) -> Iterator[tuple[Source, ProofBundle]]:
+        """``bundle`` re-proven at ``top`` with each source's batch inclusion, status and member proofs (peers'
+        queries, nodes' ``/v1/ledger/proofs``), unverified; sources that give nothing usable are noted."""
         if top.seq is None:
-            return None
-        for source in (s for s in self.sources if s.kind == "peer"):
+            return
+        for source in sorted(self.sources, key=lambda s: s.kind != "peer"):
             try:
-                inclusion = source.query("GetLogInclusionProof", str(bundle.log_index), str(top.checkpoint.log_size))
-                status = source.query("GetStatus", bundle.license_id.base, str(top.seq))
-                member = source.query("GetMember", bundle.issuer, str(top.seq))
+                if source.kind == "peer":
+                    inclusion = source.query(
+                        "GetLogInclusionProof", str(bundle.log_index), str(top.checkpoint.log_size)
+                    )["inclusion_proof"]
+                    status = source.query("GetStatus", bundle.license_id.base, str(top.seq))
+                    member = source.query("GetMember", bundle.issuer, str(top.seq))
+                else:
+                    parts = source.ledger_proofs(bundle, top.seq)
+                    inclusion, status, member = parts["inclusion_proof"], parts["status"], parts["member"]
                 value = bundle.to_dict()
-                value["batch"]["inclusion_proof"] = inclusion["inclusion_proof"]
+                value["batch"]["inclusion_proof"] = inclusion
                 value["status"] = {"record": status["record"], "proof": status["proof"]}
                 value["member"] = {"record": member["record"], "proof": member["proof"]}
                 value["checkpoint"] = top.note.decode("utf-8")
-                return ProofBundle.from_dict(value)
+                yield source, ProofBundle.from_dict(value)
             except (SourceError, InvalidBundleError, KeyError, TypeError) as exc:
                 self.report.notes.append(f"could not re-prove the bundle at the newest checkpoint via {source}: {exc}")
-        return None
 
 
 def _check_license_ref(text: str) -> None:
@@ -596,9 +690,32 @@ def verify_online(
     return report
 
 
-def _candidates(
-    run: _Run, license_id: str | None, bundle: bytes | ProofBundle | None
-) -> list[tuple[str, Callable[[], bytes | ProofBundle]]]:
+Candidate = tuple[str, Callable[[], bytes | ProofBundle]]
+
+
+def advance_online(
+    trust_root: TrustRoot, sources: Sequence[Source], *, checkpoint_seq: int | None = None, min_sources: int = 2
+) -> OnlineReport:
+    """Steps 1-5 alone: gather and verify the sources' checkpoints, stop on a split view, prove consistency and
+    advance the trust root (``report.trust_root``, ``report.trusted_after``; ``report.advanced``). Never raises
+    for what sources send; ``report.split_view`` or ``report.undecided`` say why nothing advanced."""
+    if min_sources < 1:
+        raise ValueError("min_sources must be at least 1")
+    report = OnlineReport(trust_root=trust_root)
+    run = _Run(trust_root, checkpoint_seq, list({s.url: s for s in sources}.values()), report, min_sources)
+    report.trusted_before = run.trusted
+    try:
+        run.gather()
+        run.advance(run.top())
+    except SplitViewDetectedError as exc:
+        report.split_view = exc.evidence()
+    except (NotEnoughSourcesError, UndecidedError) as exc:
+        report.undecided = str(exc)
+    report.trust_root, report.trusted_after = run.root, run.trusted
+    return report
+
+
+def _candidates(run: _Run, license_id: str | None, bundle: bytes | ProofBundle | None) -> list[Candidate]:
     if bundle is not None:
         return [("the given bundle", lambda: bundle)]
     assert license_id is not None
@@ -611,7 +728,7 @@ def _candidates(
 def _verify(
     run: _Run,
     top: Observation,
-    candidates: list[tuple[str, Callable[[], bytes | ProofBundle]]],
+    candidates: list[Candidate],
     now_ms: int,
     max_age: int | None,
     license_id: str | None,
@@ -619,9 +736,23 @@ def _verify(
 ) -> Verdict:
     report = run.report
     first_invalid: Verdict | None = None
-    for where, fetch in candidates:
+    queue = list(candidates)
+    asked = {where for where, _ in queue}
+    referrals = 0
+    while queue:
+        where, fetch = queue.pop(0)
         try:
             data = fetch()
+        except ReferralError as exc:
+            referred = Source(exc.node, "node", run.timeout)
+            if str(referred) in asked or referrals >= MAX_REFERRALS or license_id is None:
+                report.notes.append(f"{where} referred to {exc.node}, which is not asked again")
+                continue
+            referrals += 1
+            asked.add(str(referred))
+            report.notes.append(f"{where} does not hold the license; it referred to {referred} ({exc.detail})")
+            queue.insert(0, (str(referred), functools.partial(Source.bundle, referred, license_id)))
+            continue
         except SourceError as exc:
             report.notes.append(f"no bundle from {where}: {exc.detail or exc}")
             continue
@@ -672,21 +803,26 @@ def _bring_up_to_date(
         run.report.notes.append("the bundle's checkpoint is newer than any source's: proven consistent with them")
         return verdict
     run.consistent(mine, top)
-    refreshed = run.refresh(bundle, top)
-    if refreshed is None:
-        run.report.notes.append(
-            f"the bundle proves the status at tree_size {cp.log_size}; the newest checkpoint is at "
-            f"{top.checkpoint.log_size} (give a --peer to re-prove it there)"
+    for source, refreshed in run.refreshed(bundle, top):
+        newer = verify_bundle(
+            refreshed, run.root, now_ms=now_ms, max_checkpoint_age_ms=max_age, expected_license_id=license_id
         )
-        return verdict
-    newer = verify_bundle(
-        refreshed, run.root, now_ms=now_ms, max_checkpoint_age_ms=max_age, expected_license_id=license_id
+        if newer.result is Result.INVALID:
+            failed = newer.failed_step
+            run.report.notes.append(
+                f"{source}'s proofs at the newest checkpoint do not verify "
+                f"({failed.reason if failed else '?'}: {failed.detail if failed else ''}); not used"
+            )
+            continue
+        run.report.notes.append(
+            f"re-proven at the newest checkpoint (tree_size {top.checkpoint.log_size}) via {source}"
+        )
+        return newer
+    run.report.notes.append(
+        f"the bundle proves the status at tree_size {cp.log_size}; the newest checkpoint is at "
+        f"{top.checkpoint.log_size} and no source re-proved it there"
     )
-    if newer.result is Result.INVALID:
-        run.report.notes.append("re-proving the bundle at the newest checkpoint failed; the bundle's own is used")
-        return verdict
-    run.report.notes.append(f"re-proven at the newest checkpoint (tree_size {top.checkpoint.log_size}) via a peer")
-    return newer
+    return verdict
 
 
 def _source_named(run: _Run, where: str) -> Source | None:

@@ -15,6 +15,12 @@ Rules, before any code:
    unreachable the last trusted root is used, and with none yet the ledger error propagates (HTTP 503).
 4. **Verdicts** are :func:`verifier.core.verify_bundle`'s, never changed here. A malformed bundle is the caller's
    error (:class:`core.bundle.InvalidBundleError`, HTTP 422 naming the field) before any verification.
+
+The request and answer of ``POST /v1/verify`` (a bundle, ``{"bundles": [...]}`` or ``{"license_id"}``) and of
+``POST /v1/verify/qr`` are defined once, here (:func:`verify_request`, :func:`verify_image`), for the node's
+routes (``node/api/routes/verify.py``) and the standalone service (``verifier/server.py``): each passes how it
+verifies (its trust root) and how it finds a license's bundle by id. Caller errors raise
+:class:`core.errors.DocumentError` with ``errors`` {path: problem} (HTTP 422).
 """
 
 from __future__ import annotations
@@ -24,20 +30,44 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
-from core.bundle import ProofBundle
+from core import canonical
+from core.bundle import InvalidBundleError, ProofBundle, QrReference, from_qr_payload
 from core.consortium import Genesis, MemberRecord
-from core.errors import FormatError, LicledgerError
+from core.divisions import PROVINCES
+from core.errors import DocumentError, FormatError, LicledgerError
 from core.smt import SparseProof
 from node.ledger import LedgerClient, LedgerRequestError, LedgerUnavailableError
 from verifier.core import Verdict, verify_bundle
 from verifier.trust import ConsistencyError, TrustRoot, TrustRootError
 
-__all__ = ["DEFAULT_MAX_AGE_MS", "NodeVerifier", "TrustedCheckpoint"]
+__all__ = [
+    "DEFAULT_MAX_AGE_MS",
+    "MAX_BATCH",
+    "PAGE_HEADERS",
+    "WEB_FILES",
+    "NodeVerifier",
+    "TrustedCheckpoint",
+    "answer",
+    "summary",
+    "verify_image",
+    "verify_request",
+    "web_file",
+]
 
 log = logging.getLogger("licledger.verifier")
 DEFAULT_MAX_AGE_MS = 24 * 3_600_000
+MAX_BATCH = 100
+WEB_FILES = {"verify.js": "text/javascript; charset=utf-8", "verify.css": "text/css; charset=utf-8"}
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +196,7 @@ class NodeVerifier:
 
     def verify(
         self,
-        bundle: ProofBundle,
+        bundle: ProofBundle | bytes,
         *,
         now_ms: int,
         max_age_ms: int | None = DEFAULT_MAX_AGE_MS,
@@ -178,3 +208,144 @@ class NodeVerifier:
             bundle, root, now_ms=now_ms, max_checkpoint_age_ms=max_age_ms, expected_license_id=expected_license_id
         )
         return verdict, info
+
+
+# --- the request and answer of POST /v1/verify, for the node and the standalone service ------------------------
+
+Verify = Callable[[ProofBundle | bytes, str | None], tuple[Verdict, TrustedCheckpoint]]
+"""``(bundle, expected_license_id) -> (verdict, trusted checkpoint)`` under the caller's trust root and policy."""
+Resolve = Callable[[str], ProofBundle | bytes]
+"""A license id (checked to be a string of 1-160 characters) -> its public-view bundle, from wherever the caller
+finds it (the node's own records, the issuer's node); raises the caller's not-found error."""
+
+
+def web_file(name: str) -> bytes:
+    """``index.html`` or one of :data:`WEB_FILES` of the ``/verify`` page (``verifier/web``)."""
+    return resources.files("verifier").joinpath("web", name).read_bytes()
+
+
+def malformed(exc: InvalidBundleError, prefix: str = "") -> DocumentError:
+    path = f"{prefix}{'' if exc.path == '$' and prefix else ('.' if prefix else '') + exc.path}"
+    return DocumentError("malformed proof bundle", {path or "$": exc.problem})
+
+
+def _parse(value: object, prefix: str = "") -> ProofBundle:
+    try:
+        return ProofBundle.from_dict(value)
+    except InvalidBundleError as exc:
+        raise malformed(exc, prefix) from None
+
+
+def summary(verdict: Verdict) -> dict[str, Any]:
+    """What a person reads first: who issued what to whom (as disclosed, masked) and its status."""
+    f = verdict.facts
+    division = PROVINCES.get(f.issuer or "")
+    lid = f.license_id or ""
+    parts = lid.split(".")
+    doc = None if f.license is None else f.license.masked()
+    return {
+        "result": verdict.result.value,
+        "proven": f.proven,
+        "license_id": f.license_id,
+        "kind": f.kind,
+        "issuer": {
+            "province": f.issuer,
+            "province_zh": None if division is None else division.name_zh,
+            "province_en": None if division is None else division.name_en,
+            "authority": None if doc is None else doc["issuer"].get("authority"),
+            "authority_uscc": parts[6] if len(parts) >= 7 else None,
+        },
+        "holder": f.holder_masked,
+        "disclosed": f.disclosed,
+        "status": f.status,
+        "status_reason": f.status_reason,
+        "status_effective_ms": f.status_effective_ms,
+        "anchored_ms": f.anchored_ms,
+        "checkpoint_timestamp_ms": f.checkpoint_timestamp_ms,
+        "checkpoint_tree_size": f.checkpoint_log_size,
+        "cosigners": list(f.cosigners),
+        "failed_step": None if verdict.failed_step is None else verdict.failed_step.to_dict(),
+    }
+
+
+def answer(verdict: Verdict, trusted: TrustedCheckpoint, personal: bool) -> dict[str, Any]:
+    """The answer of one verification: the verdict, its summary and the trusted checkpoint."""
+    return {**verdict.to_dict(personal=personal), "summary": summary(verdict), "trusted_checkpoint": trusted.to_dict()}
+
+
+def _license_id(value: object) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 160:
+        raise DocumentError("bad license_id", {"license_id": "must be a license identifier (string)"})
+    return value
+
+
+def verify_request(body: bytes, verify: Verify, resolve: Resolve, *, personal: bool) -> dict[str, Any]:
+    """``POST /v1/verify``: a bundle, ``{"bundles": [...]}`` (1 to :data:`MAX_BATCH`) or ``{"license_id"}``."""
+    if not body.strip():
+        raise DocumentError("empty request", {"$": "the body must be a proof bundle, a batch or a license_id"})
+    try:
+        value = canonical.decode(body)
+    except FormatError as exc:
+        raise DocumentError("the body is not strict JSON", {"$": str(exc)}) from None
+    if not isinstance(value, dict):
+        raise DocumentError("bad request", {"$": "must be a JSON object: a bundle, {bundles: [...]} or {license_id}"})
+    if set(value) == {"license_id"}:
+        expected = _license_id(value["license_id"])
+        verdict, trusted = verify(resolve(expected), expected)
+        return answer(verdict, trusted, personal)
+    if set(value) == {"bundles"}:
+        items = value["bundles"]
+        if not isinstance(items, list) or not 0 < len(items) <= MAX_BATCH:
+            raise DocumentError("bad batch", {"bundles": f"must be a list of 1 to {MAX_BATCH} proof bundles"})
+        bundles = [_parse(item, f"bundles[{i}]") for i, item in enumerate(items)]
+        results = []
+        last: TrustedCheckpoint | None = None
+        for b in bundles:
+            one, last = verify(b, None)
+            results.append(answer(one, last, personal))
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r["result"]] = counts.get(r["result"], 0) + 1
+        assert last is not None
+        return {"results": results, "counts": counts, "trusted_checkpoint": last.to_dict()}
+    try:
+        single = ProofBundle.from_json(body)  # parsed again from the bytes: owned, no deep copy
+    except InvalidBundleError as exc:
+        raise malformed(exc) from None
+    verdict, trusted = verify(single, None)
+    return answer(verdict, trusted, personal)
+
+
+def verify_image(
+    image: bytes, verify: Verify, resolve: Callable[[QrReference], ProofBundle | bytes], *, personal: bool
+) -> dict[str, Any]:
+    """``POST /v1/verify/qr``: the voucher QR code in a photo; a reference's bundle comes from ``resolve`` and must
+    carry the voucher's commitment (``WRONG_COMMITMENT`` otherwise)."""
+    from verifier.online import reject_verdict  # urllib only when needed
+    from verifier.qr import decode_qr_image  # Pillow, zxing-cpp: only for photos
+
+    if not image:
+        raise DocumentError("empty request", {"$": "the body must be an image"})
+    payload = decode_qr_image(image)  # QrImageError (a FormatError): 422
+    try:
+        found = from_qr_payload(payload)
+    except InvalidBundleError as exc:
+        raise malformed(exc, "qr") from None
+    if isinstance(found, ProofBundle):
+        verdict, trusted = verify(found, None)
+        return {**answer(verdict, trusted, personal), "qr": {"form": "offline", "node": None}}
+    ref: QrReference = found
+    data = resolve(ref)
+    verdict, trusted = verify(data, ref.license_id)
+    try:
+        commitment = (data if isinstance(data, ProofBundle) else ProofBundle.from_json(data)).commitment
+    except InvalidBundleError:
+        commitment = None
+    if verdict.facts.proven and commitment is not None and commitment != ref.commitment:
+        verdict = reject_verdict(
+            verdict,
+            "WRONG_COMMITMENT",
+            "the license on the ledger has another commitment than the voucher: the voucher is not this license's",
+            {"voucher": ref.commitment.hex(), "ledger": commitment.hex()},
+        )
+    return {**answer(verdict, trusted, personal), "qr": {"form": "reference", "node": ref.node_url}}

@@ -9,6 +9,13 @@
 * ``GET /v1/ledger/checkpoint``: the latest final checkpoint; ``GET /v1/ledger/consistency?from=&to=``: the
   RFC 9162 consistency proof between two final checkpoints (by checkpoint ``seq``), so a verifier can advance
   its trusted checkpoint (:func:`verifier.trust.advance_checkpoint`).
+* ``GET /v1/ledger/proofs?license_id=&issuer=&log_index=[&seq=]``: for **any** member's license, the ledger's
+  parts of its bundle at a final checkpoint (batch inclusion in the anchor log, status proof, issuer's member
+  record), so a verifier can refresh a stale bundle from any node; ``GET /v1/ledger/members?name=...[&seq=]``:
+  member records with their proofs at a checkpoint (key rotations), docs/verifier.md "Cross-node resolution".
+* A proof or voucher of a license issued by **another province** is answered ``307 Temporary Redirect`` to that
+  province's node when the node's directory (``LICLEDGER_NODE_DIRECTORY``) knows it, with ``{"detail",
+  "issuer", "node"}``; otherwise 404 as for any unknown license.
 
 Callers without a credential are rate-limited like the other public routes.
 """
@@ -16,9 +23,10 @@ Callers without a credential are rate-limited like the other public routes.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from core.bundle import public_view
@@ -28,7 +36,7 @@ from node.access import Principal, sees_personal_data
 from node.api.deps import Ctx, CurrentPrincipal, NodeDep, SessionDep, rate_limit
 from node.api.routes.licenses import ERRORS, LicenseIdPath
 from node.errors import NotFoundError, PermissionDeniedError
-from node.proofs import ProofService
+from node.proofs import MAX_MEMBERS, ProofService, issuer_nodes
 from node.voucher import render_voucher
 
 router = APIRouter(tags=["proofs"])
@@ -60,8 +68,40 @@ View = Annotated[
 ]
 
 
-def _prepare(session: Any, principal: Principal, license_id: str, view: str | None) -> tuple[queries.Loaded, bool]:
-    loaded = queries.load(session, queries.parse_license_ref(license_id))
+class Referral(Exception):
+    """The license is another province's and the directory names its node: answer 307 there."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def referral(request: Request, node: Any, license_id: str, suffix: str) -> Response | None:
+    """A 307 to the issuing province's node for a license this node does not hold, or ``None``."""
+    ref = queries.parse_license_ref(license_id)
+    found = issuer_nodes(node.settings, node.ledger, ref)
+    if len(found) != 1:
+        return None
+    [(province, url)] = found.items()
+    query = f"?{request.url.query}" if request.url.query else ""
+    location = f"{url}/v1/licenses/{quote(license_id, safe='')}/{suffix}{query}"
+    body = {
+        "detail": f"license {license_id} is issued in province {province}; ask its node",
+        "issuer": province,
+        "node": url,
+    }
+    return JSONResponse(body, status_code=307, headers={"Location": location})
+
+
+def _prepare(
+    session: Any, principal: Principal, license_id: str, view: str | None, request: Request, suffix: str
+) -> tuple[queries.Loaded, bool]:
+    try:
+        loaded = queries.load(session, queries.parse_license_ref(license_id))
+    except NotFoundError:
+        redirect = referral(request, request.app.state.node, license_id, suffix)
+        if redirect is not None:
+            raise Referral(redirect) from None
+        raise
     entitled = sees_personal_data(principal, loaded.row.holder_hash, loaded.institutions)
     disclose = entitled if view is None else view == "full"
     if disclose and not entitled:
@@ -77,10 +117,20 @@ def _prepare(session: Any, principal: Principal, license_id: str, view: str | No
     response_class=Response,
 )
 def get_proof(
-    license_id: LicenseIdPath, principal: Caller, session: SessionDep, proofs: ProofsDep, ctx: Ctx, view: View = None
+    request: Request,
+    license_id: LicenseIdPath,
+    principal: Caller,
+    session: SessionDep,
+    proofs: ProofsDep,
+    ctx: Ctx,
+    view: View = None,
 ) -> Response:
-    """The license version's proof bundle against the latest final checkpoint (425 while there is none yet)."""
-    loaded, disclose = _prepare(session, principal, license_id, view)
+    """The license version's proof bundle against the latest final checkpoint (425 while there is none yet); 307
+    to the issuer's node for another province's license the node's directory knows."""
+    try:
+        loaded, disclose = _prepare(session, principal, license_id, view, request, "proof")
+    except Referral as ref:
+        return ref.response
     bundle = proofs.bundle(session, loaded, disclose=disclose)
     if disclose:
         audit.record(
@@ -102,6 +152,7 @@ def get_proof(
     response_class=Response,
 )
 def get_voucher(
+    request: Request,
     license_id: LicenseIdPath,
     principal: Caller,
     session: SessionDep,
@@ -111,7 +162,10 @@ def get_voucher(
     view: View = None,
 ) -> Response:
     """A one-page PDF with the license's facts and a QR code to verify it; personal data only if entitled."""
-    loaded, disclose = _prepare(session, principal, license_id, view)
+    try:
+        loaded, disclose = _prepare(session, principal, license_id, view, request, "voucher.pdf")
+    except Referral as ref:
+        return ref.response
     bundle = proofs.bundle(session, loaded, disclose=disclose)
     if not disclose:
         bundle = public_view(bundle)
@@ -198,3 +252,64 @@ def consistency(
     return ConsistencyOut(
         from_checkpoint=_out(old), to_checkpoint=_out(new), consistency_proof=proofs.consistency(old, new)
     )
+
+
+class SparseOut(BaseModel):
+    record: dict[str, Any] | None
+    """The record (``licledger.status`` / member record), or ``null`` for none (then the proof is of absence)."""
+    proof: dict[str, Any]
+    """:meth:`core.smt.SparseProof.to_dict` under the checkpoint's status or membership root."""
+
+
+class LedgerProofsOut(BaseModel):
+    checkpoint: CheckpointOut
+    log_index: int
+    batch_inclusion_proof: list[str]
+    """RFC 9162 inclusion proof (hex) of anchor-log entry ``log_index`` at the checkpoint's ``tree_size``."""
+    status: SparseOut
+    member: SparseOut
+
+
+class MembersOut(BaseModel):
+    checkpoint: CheckpointOut
+    members: list[SparseOut]
+    """In the order of the ``name`` parameters."""
+
+
+def _sparse(answer: dict[str, Any]) -> SparseOut:
+    return SparseOut(record=answer.get("record"), proof=answer["proof"])
+
+
+@router.get("/v1/ledger/proofs", response_model=LedgerProofsOut, responses=PROOF_ERRORS)
+def ledger_proofs(
+    _: Caller,
+    proofs: ProofsDep,
+    license_id: Annotated[str, Query(min_length=1, max_length=160, description="identifier (full or base)")],
+    issuer: Annotated[str, Query(pattern=r"^[0-9]{6}$", description="the member that anchored it")],
+    log_index: Annotated[int, Query(ge=0, le=2**53, description="the batch's index in the anchor log")],
+    seq: Annotated[int | None, Query(ge=0, le=2**53, description="final checkpoint (default: latest)")] = None,
+) -> LedgerProofsOut:
+    """The ledger's parts of a bundle of any member's license at a final checkpoint (refreshing a stale bundle)."""
+    ref = queries.parse_license_ref(license_id)
+    parts = proofs.ledger_proofs(ref.base_id, issuer, log_index, seq)
+    return LedgerProofsOut(
+        checkpoint=_out(parts["checkpoint"]),
+        log_index=log_index,
+        batch_inclusion_proof=list(parts["inclusion"]["inclusion_proof"]),
+        status=_sparse(parts["status"]),
+        member=_sparse(parts["member"]),
+    )
+
+
+@router.get("/v1/ledger/members", response_model=MembersOut, responses=PROOF_ERRORS)
+def ledger_members(
+    _: Caller,
+    proofs: ProofsDep,
+    name: Annotated[list[str], Query(min_length=1, max_length=MAX_MEMBERS, description="member names")],
+    seq: Annotated[int | None, Query(ge=0, le=2**53, description="final checkpoint (default: latest)")] = None,
+) -> MembersOut:
+    """Member records (or their absence) with sparse Merkle proofs at a final checkpoint."""
+    if any(not 0 < len(n) <= 64 for n in name):
+        raise DocumentError("bad member name", {"name": "1 to 64 characters"})
+    cp, answers = proofs.member_proofs(name, seq)
+    return MembersOut(checkpoint=_out(cp), members=[_sparse(a) for a in answers])
