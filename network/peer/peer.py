@@ -85,6 +85,9 @@ class PeerConfig:
     append_timeout: float = 10.0
     audit_interval: float = 0.0
     """Seconds between full re-verifications of the stored chain while idle (0 = only at startup)."""
+    max_future_ms: int = 5 * 60 * 1000
+    """Admission: a submitted transaction dated more than this ahead of the peer's clock is not ordered (it would
+    hold back checkpoints until real time reaches it; docs/network.md, "Duty time"). 0 turns the check off."""
 
 
 _PAYLOAD_OVERHEAD = 64
@@ -473,6 +476,15 @@ class Peer:
             raise ValueError("nothing to submit")
         if len(envelopes) > self.config.max_batch:
             raise ValueError(f"at most {self.config.max_batch} envelopes per submission")
+        if self.config.max_future_ms > 0:
+            now = time.time_ns() // 1_000_000
+            for envelope in envelopes:
+                at = self.chaincode.tx_time(bytes(envelope))
+                if at is not None and at - now > self.config.max_future_ms:
+                    raise ValueError(
+                        f"transaction {self.chaincode.tx_id(bytes(envelope))} is dated {at}, {at - now} ms ahead of "
+                        f"this peer's clock (at most {self.config.max_future_ms} ms): check the signer's clock"
+                    )
         item = _Submission([bytes(e) for e in envelopes])
         if _payload_size(item.envelopes) > self.ordering.max_payload_bytes:
             raise ValueError(

@@ -101,6 +101,23 @@ def test_submission_shape_is_checked_before_ordering(running: tuple[Peer, Single
     assert ordering.committed_size() == 0
 
 
+def test_transaction_dated_in_the_future_is_not_ordered(running: tuple[Peer, SingleNodeOrdering], local: Local) -> None:
+    """Admission (PeerConfig.max_future_ms): a transaction dated beyond the peer's clock plus the tolerance would
+    hold back checkpoints until real time reached it, so the peer refuses to order it and names the skew."""
+    peer, ordering = running
+    key = local.consortium.keys[NATIONAL]
+    ahead = _now_ms() + peer.config.max_future_ms + 60_000
+    future = propose_checkpoint(local.consortium.network_id, member=NATIONAL, seq=0, key=key, timestamp_ms=ahead)
+    before = ordering.committed_size()
+    with pytest.raises(ValueError, match=r"ahead of this peer's clock"):
+        peer.submit([future], wait=True)
+    assert ordering.committed_size() == before
+    near = propose_checkpoint(
+        local.consortium.network_id, member=NATIONAL, seq=0, key=key, timestamp_ms=_now_ms() + 1000
+    )
+    assert peer.submit([near], wait=True)["txs"][0]["valid"]  # within the tolerance: ordered and valid
+
+
 def test_anchor_replayed_twice_in_one_block_is_refused_both_times(local: Local) -> None:
     """Within a block each transaction sees the writes of the valid ones before it."""
     ordering = SingleNodeOrdering(local.directory / "orderer.journal")
