@@ -160,3 +160,70 @@ def _request_author(data: bytes) -> str:
     from core.transactions import Envelope
 
     return Envelope.from_bytes(data).tx.author
+
+
+@network.command("follow")
+@click.option(
+    "--genesis",
+    "genesis_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The consortium's network.json (or its genesis envelope): the only thing trusted.",
+)
+@click.option("--from", "sources", required=True, help="Comma-separated member peer URLs to pull blocks from.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory of the replica's own block store (created if missing).",
+)
+@click.option("--db-url", default=None, help="SQLAlchemy URL of the block store (default: SQLite in --dir).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8500, show_default=True, help="Read API port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Read API address.")
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between pulls.")
+def follow_cmd(
+    genesis_file: Path, sources: str, directory: Path, db_url: str | None, port: int, host: str, interval: float
+) -> None:
+    """Keep a verifying replica of the ledger (auditors, verifiers): every block is re-executed before it is kept.
+
+    Serves the peer read API (/v1/status, /v1/blocks, /v1/query/...) on --host:--port until SIGINT/SIGTERM.
+    """
+    import logging
+    import signal
+
+    import uvicorn
+
+    from network.follow import MultiSourceFollower, genesis_from_file
+    from network.peer.api import create_app
+    from network.peer.chaincode import ExecutorChaincode
+    from network.peer.client import PeerClient
+    from network.peer.peer import Peer
+    from network.peer.store import BlockStore
+
+    try:
+        genesis = genesis_from_file(genesis_file.read_bytes())
+        clients = [PeerClient(u.strip()) for u in sources.split(",") if u.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if not clients:
+        raise click.BadParameter("give at least one peer URL", param_hint="--from")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store = BlockStore(db_url or f"sqlite:///{directory / 'replica.sqlite'}")
+    peer = Peer(store, ExecutorChaincode(), genesis, ordering=None, name="follower")
+    peer.open()
+    if not peer.healthy:
+        store.close()
+        raise click.ClickException(f"the replica's store in {directory} failed verification: {peer.problem}")
+    follower = MultiSourceFollower(peer, clients, interval=interval)
+    follower.start()
+    app = create_app(peer, member="follower", extra_status=follower.status)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: None)  # uvicorn handles it and returns from run()
+    try:
+        server.run()
+    finally:
+        follower.stop()
+        store.close()
+        click.echo(f"replica stopped at height {peer.height}")

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -27,6 +31,7 @@ from core.merkle import verify_consistency, verify_inclusion
 from core.sm2 import PrivateKey
 from core.smt import SparseProof, verify_sparse_proof
 from core.transactions import SIGNING_CONTEXT, Envelope, Signature, anchor_batch, rotate_key
+from network.localnet import free_loopback_ports
 from network.peer.blocks import Block, BlockHeader, encode_payload, state_writes_hash
 from network.peer.bootstrap import bootstrap
 from network.peer.chaincode import ExecutorChaincode
@@ -416,6 +421,60 @@ def test_new_peer_rejects_a_peer_serving_a_tampered_block(
         assert peer.height == target  # nothing from the lying block on was committed
     finally:
         proxy.close()
+
+
+def test_follow_keeps_a_verifying_replica_and_drops_a_lying_source(
+    net: Net, stream: dict[str, Any], tmp_path: Path
+) -> None:
+    """`licledger network follow`: an auditor's replica from the published network.json alone. The first source
+    serves a tampered block: it is dropped with the evidence, nothing from that block on is kept from it, and
+    the replica converges on the honest source's chain, serving the peer read API."""
+    target = _first_anchor_block(net)
+
+    def flip(block: dict[str, Any]) -> None:
+        raw = bytearray(base64.b64decode(block["payload"]))
+        raw[len(raw) // 2] ^= 0x01
+        block["payload"] = base64.b64encode(bytes(raw)).decode()
+
+    proxy = _LyingProxy(net.config.member("national").http_url, flip, target)
+    [port] = free_loopback_ports(1)
+    honest = net.config.member("110000").http_url
+    argv = ["network", "follow", "--genesis", net.directory / "network.json", "--dir", tmp_path / "replica"]
+    argv += ["--from", f"{proxy.url},{honest}", "--port", str(port), "--interval", "0.3"]
+    log = tmp_path / "follow.log"
+    exe = shutil.which("licledger")
+    cmd = [exe] if exe else [sys.executable, "-c", "from node.cli import main; main()"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*cmd, *(str(a) for a in argv)], stdout=out, stderr=subprocess.STDOUT)
+    replica = PeerClient(f"http://127.0.0.1:{port}")
+    try:
+        height = net.wait_converged()
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                status = replica.status()
+                if status["height"] >= height and status["dropped_sources"]:
+                    break
+            except PeerRequestError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+        assert status["role"] == "follower" and status["healthy"]
+        [dropped] = status["dropped_sources"]
+        assert dropped["source"] == proxy.url and f"block {target}" in dropped["error"], dropped
+        number = status["height"] - 1
+        ours = Block.from_json(replica.blocks(number, 1)[0])
+        theirs = Block.from_json(net.client("110000").blocks(number, 1)[0])
+        assert ours.block_hash == theirs.block_hash and ours.commit_hash == theirs.commit_hash
+        assert _query(replica, "GetLatestFinalCheckpoint")  # proofs can be taken from the replica
+        with pytest.raises(PeerRequestError):
+            replica.submit([b"{}"])  # a replica orders nothing
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        proxy.close()
+    assert "replica stopped at height" in log.read_text()
 
 
 def _status_eventually(client: PeerClient, timeout: float = 20.0) -> dict[str, Any]:
