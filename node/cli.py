@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "network",
         "Create, start, inspect and stop a local multi-province ledger network.",
     ),
+    "verifier": (
+        "verifier.server_cli",
+        "verifier",
+        "Run the standalone verification service for agencies; manage its API keys.",
+    ),
     "verify": (
         "verifier.cli",
         "verify",
