@@ -21,7 +21,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -29,16 +29,14 @@ from typing import BinaryIO
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from core import canonical
-from core.errors import DocumentError, FormatError
 from core.hashing import sm3
-from core.licenses import License
 from node import audit, records
 from node.access import Principal
 from node.context import NodeContext
 from node.db.models import ImportProgress, ImportReject
 from node.db.models import License as LicenseRow
 from node.errors import ConflictError
+from node.sealing import Rejected, Sealed, SealingPool
 
 CHUNK_BYTES = 4 * 1024 * 1024
 DEFAULT_CHUNK_LINES = 200
@@ -68,12 +66,6 @@ def file_digest(path: Path) -> str:
     return sm3(b"".join(parts)).hex()
 
 
-def _describe(exc: FormatError) -> str:
-    if isinstance(exc, DocumentError) and exc.errors:
-        return "; ".join(f"{k}: {v}" for k, v in sorted(exc.errors.items()))[:1000]
-    return str(exc)[:1000]
-
-
 def _read_chunk(f: BinaryIO, max_lines: int) -> tuple[list[bytes | None], int]:
     """Up to ``max_lines`` raw lines (``None`` for one longer than the limit) and the bytes consumed."""
     lines: list[bytes | None] = []
@@ -95,16 +87,53 @@ def _read_chunk(f: BinaryIO, max_lines: int) -> tuple[list[bytes | None], int]:
     return lines, consumed
 
 
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Lines read for one transaction: where they start, how many bytes, which are too long (rejected before
+    sealing) and the line numbers of the documents sent to be sealed."""
+
+    offset: int
+    line_no: int
+    lines: int
+    consumed: int
+    now_ms: int
+    too_long: tuple[int, ...]
+    numbers: tuple[int, ...]
+
+
+def _chunks(
+    node: NodeContext, f: BinaryIO, offset: int, line_no: int, chunk_lines: int
+) -> Iterator[tuple[_Chunk, list[bytes], int]]:
+    """Rule 2's chunks from ``offset`` as sealing jobs ``(chunk, documents, now_ms)``; blank lines dropped."""
+    while True:
+        lines, consumed = _read_chunk(f, chunk_lines)
+        if not lines:
+            return
+        too_long, numbers, documents = [], [], []
+        for i, raw in enumerate(lines):
+            if raw is None:
+                too_long.append(line_no + i + 1)
+            elif raw.strip():
+                numbers.append(line_no + i + 1)
+                documents.append(raw)
+        now = node.clock()
+        yield _Chunk(offset, line_no, len(lines), consumed, now, tuple(too_long), tuple(numbers)), documents, now
+        offset += consumed
+        line_no += len(lines)
+
+
 def run_import(
     node: NodeContext,
     path: Path,
     *,
     chunk_lines: int = DEFAULT_CHUNK_LINES,
+    workers: int = 0,
     progress: Callable[[int], None] = lambda n: None,
     report: Callable[[int, str], None] = lambda line, error: None,
 ) -> ImportResult:
-    """Import ``path`` into the node (rules above). ``progress(bytes)`` after each chunk, ``report(line,
-    error)`` for each rejected line. Returns the totals."""
+    """Import ``path`` into the node (rules above). ``workers`` processes validate and seal the next chunks while
+    this one stores the current chunk (0: all in this process; :mod:`node.sealing`). ``progress(bytes)`` after
+    each chunk, ``report(line, error)`` for each rejected line. Returns the totals."""
     if chunk_lines < 1:
         raise ValueError("chunk_lines must be at least 1")
     digest = file_digest(path)
@@ -124,19 +153,14 @@ def run_import(
             session.add(state)
         offset, line_no, start_line = state.byte_offset, state.line_number, state.line_number
     progress(offset)
-    with path.open("rb") as f:
+    with path.open("rb") as f, SealingPool(node, workers) as pool:
         f.seek(offset)
-        while True:
-            lines, consumed = _read_chunk(f, chunk_lines)
-            if not lines:
-                break
+        for chunk, answers in pool.stream(_chunks(node, f, offset, line_no, chunk_lines)):
             with node.sessions() as session, session.begin():
-                rejects = _import_chunk(session, node, digest, lines, offset, line_no, consumed)
-            offset += consumed
-            line_no += len(lines)
+                rejects = _import_chunk(session, node, digest, chunk, answers)
             for number, error in rejects:
                 report(number, error)
-            progress(consumed)
+            progress(chunk.consumed)
     with node.sessions() as session, session.begin():
         state = session.get(ImportProgress, digest, with_for_update=True)
         assert state is not None
@@ -148,45 +172,41 @@ def _import_chunk(
     session: Session,
     node: NodeContext,
     digest: str,
-    lines: list[bytes | None],
-    offset: int,
-    line_no: int,
-    consumed: int,
+    chunk: _Chunk,
+    answers: list[Sealed | Rejected],
 ) -> list[tuple[int, str]]:
     """One transaction (rule 2). Returns the rejected lines (number, error)."""
     state = session.get(ImportProgress, digest, with_for_update=True)
     assert state is not None
-    if state.byte_offset != offset:
+    if state.byte_offset != chunk.offset:
         raise ConflictError(
-            "another import of this file is running", current=str(state.byte_offset), requested=str(offset)
+            "another import of this file is running", current=str(state.byte_offset), requested=str(chunk.offset)
         )
-    now = node.clock()
+    now = chunk.now_ms
+    line_no = chunk.line_no
     req = records.Request(IMPORTER, f"import-{digest[:16]}-{line_no + 1}", now)
-    rejects: list[tuple[int, str]] = []
-    valid: list[tuple[int, License]] = []
-    for i, raw in enumerate(lines):
-        number = line_no + i + 1
-        if raw is None:
-            rejects.append((number, f"line is longer than {MAX_LINE_BYTES} bytes"))
-            continue
-        if not raw.strip():
-            continue
-        try:
-            valid.append((number, records.validate(canonical.decode(raw), node)))
-        except FormatError as exc:
-            rejects.append((number, _describe(exc)))
-    bases = {doc.license_id.base for _, doc in valid}
+    rejects = [(number, f"line is longer than {MAX_LINE_BYTES} bytes") for number in chunk.too_long]
+    valid: list[Sealed] = []
+    for number, answer in zip(chunk.numbers, answers, strict=True):
+        if isinstance(answer, Rejected):
+            rejects.append((number, answer.describe()))
+        else:
+            valid.append(answer)
+    rejects.sort()
+    bases = {item.base_id for item in valid}
     stored = set(session.scalars(sa.select(LicenseRow.base_id).where(LicenseRow.base_id.in_(bases))))
-    new: list[License] = []
-    for _, doc in valid:
-        base = doc.license_id.base
-        if base not in stored:
-            new.append(doc)
-            stored.add(base)
+    new: list[Sealed] = []
+    for item in valid:
+        if item.base_id not in stored:
+            new.append(item)
+            stored.add(item.base_id)
     present = len(valid) - len(new)
-    records.store_many(session, node, new, req, reason="stock_import", with_holder_token=False, audit_entry=False)
+    records.store_sealed(session, node, new, req, reason="stock_import", with_holder_token=False, audit_entry=False)
     imported = len(new)
-    session.add_all(ImportReject(file_sm3=digest, line_number=n, error=e) for n, e in rejects)
+    if rejects:
+        session.execute(
+            sa.insert(ImportReject), [{"file_sm3": digest, "line_number": n, "error": e} for n, e in rejects]
+        )
     audit.record(
         session,
         IMPORTER,
@@ -196,14 +216,14 @@ def _import_chunk(
         object=digest,
         detail={
             "first_line": line_no + 1,
-            "last_line": line_no + len(lines),
+            "last_line": line_no + chunk.lines,
             "imported": imported,
             "present": present,
             "rejected": len(rejects),
         },
     )
-    state.byte_offset = offset + consumed
-    state.line_number = line_no + len(lines)
+    state.byte_offset = chunk.offset + chunk.consumed
+    state.line_number = line_no + chunk.lines
     state.imported += imported
     state.present += present
     state.rejected += len(rejects)

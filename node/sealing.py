@@ -26,6 +26,8 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -221,17 +223,32 @@ class Sealer:
 _worker: Sealer | None = None
 
 
-def _init_worker(directory: str, mode: str, expected_key_id: str, issuer: tuple[str, str, str]) -> None:
-    """Rule 1: load the key and secret from the node's keystore, with the KEK of this process's environment."""
+def _exit_with_parent(parent: int, interval_s: float = 0.5) -> None:
+    """End this worker once its parent is gone (a SIGKILLed import): a pool worker holds both ends of its job
+    queue's pipe, so it would otherwise wait for work forever."""
+    while os.getppid() == parent:
+        time.sleep(interval_s)
+    os._exit(1)
+
+
+def load_sealer(directory: str, mode: str, expected_key_id: str, issuer: tuple[str, str, str]) -> Sealer:
+    """Rule 1: the key and secret from the node's keystore, with the KEK of this process's environment;
+    ``RuntimeError`` if the key is not ``expected_key_id``."""
     from node.settings import load_settings
 
-    global _worker
     settings = load_settings(Path(directory), mode=mode)
     kek = settings.kek_bytes
     key = decrypt_private_key(settings.key_file.read_bytes(), kek)
     if key.key_id != expected_key_id:
         raise RuntimeError(f"the keystore holds key {key.key_id[:16]}..., the node {expected_key_id[:16]}...")
-    _worker = Sealer(*issuer, key, load_secret_file(settings.secret_file, kek))
+    return Sealer(*issuer, key, load_secret_file(settings.secret_file, kek))
+
+
+def _init_worker(parent: int, directory: str, mode: str, expected_key_id: str, issuer: tuple[str, str, str]) -> None:
+    global _worker
+    # the parent's pid comes from the parent: a worker still starting when the parent died already has another
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
+    _worker = load_sealer(directory, mode, expected_key_id, issuer)
 
 
 def _work(documents: Sequence[Mapping[str, Any] | bytes], now_ms: int) -> list[Sealed | Rejected]:
@@ -267,6 +284,7 @@ class SealingPool:
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
                 initargs=(
+                    os.getpid(),
                     str(s.dir.resolve()),
                     s.mode,
                     node.signing_key.key_id,

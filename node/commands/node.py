@@ -412,10 +412,18 @@ def apikey_revoke(directory: Path | None, key_id: str) -> None:
     show_default=True,
     help="Lines per database transaction.",
 )
-def import_(file: Path, directory: Path | None, chunk_lines: int) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 256),
+    default=None,
+    help="Processes that validate and seal while this one stores, in order (default: the number of CPUs; "
+    "0: everything in this process). Each loads the key from the node's keystore with LICLEDGER_KEK.",
+)
+def import_(file: Path, directory: Path | None, chunk_lines: int, workers: int | None) -> None:
     """Import licenses from FILE (JSON lines), resumably; rejected lines are reported with their numbers."""
     from node.context import open_node
     from node.importer import list_rejects, run_import
+    from node.sealing import default_workers
 
     ctx = open_node(_settings(directory))
     try:
@@ -426,7 +434,13 @@ def import_(file: Path, directory: Path | None, chunk_lines: int) -> None:
             show_pos=False,
             show_percent=True,
         ) as bar:
-            result = run_import(ctx, file, chunk_lines=chunk_lines, progress=bar.update)
+            result = run_import(
+                ctx,
+                file,
+                chunk_lines=chunk_lines,
+                workers=default_workers() if workers is None else workers,
+                progress=bar.update,
+            )
         rejected = list_rejects(ctx, result.digest)
     finally:
         ctx.close()
