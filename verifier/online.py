@@ -96,6 +96,7 @@ __all__ = [
     "advance_online",
     "default_state_path",
     "reject_verdict",
+    "undecided_verdict",
     "verify_online",
 ]
 
@@ -803,6 +804,7 @@ def _bring_up_to_date(
         run.report.notes.append("the bundle's checkpoint is newer than any source's: proven consistent with them")
         return verdict
     run.consistent(mine, top)
+    lies: list[dict[str, Any]] = []
     for source, refreshed in run.refreshed(bundle, top):
         newer = verify_bundle(
             refreshed, run.root, now_ms=now_ms, max_checkpoint_age_ms=max_age, expected_license_id=license_id
@@ -813,6 +815,7 @@ def _bring_up_to_date(
                 f"{source}'s proofs at the newest checkpoint do not verify "
                 f"({failed.reason if failed else '?'}: {failed.detail if failed else ''}); not used"
             )
+            lies.append({"source": str(source), "step": None if failed is None else failed.to_dict()})
             continue
         run.report.notes.append(
             f"re-proven at the newest checkpoint (tree_size {top.checkpoint.log_size}) via {source}"
@@ -822,7 +825,24 @@ def _bring_up_to_date(
         f"the bundle proves the status at tree_size {cp.log_size}; the newest checkpoint is at "
         f"{top.checkpoint.log_size} and no source re-proved it there"
     )
+    if lies and verdict.result in (Result.VALID, Result.SUSPENDED, Result.UNDECIDED):
+        return undecided_verdict(
+            verdict,
+            "STATUS_NOT_REPROVEN",
+            f"a newer checkpoint (tree_size {top.checkpoint.log_size}) exists and every source's status proof at "
+            "it failed: the status as of now is not known",
+            {"bundle_tree_size": cp.log_size, "newest_tree_size": top.checkpoint.log_size, "failed_sources": lies},
+        )
     return verdict
+
+
+def undecided_verdict(verdict: Verdict, reason: str, detail: str, evidence: dict[str, Any]) -> Verdict:
+    """``verdict`` (whose proofs held) turned UNDECIDED at step 8: what it proves is not known to be current. A
+    revocation or supersession is final and is never passed here."""
+    steps = tuple(
+        StepResult(8, STEP_NAMES[8], False, detail, reason, evidence) if s.number == 8 else s for s in verdict.steps
+    )
+    return Verdict(Result.UNDECIDED, steps, verdict.facts)
 
 
 def _source_named(run: _Run, where: str) -> Source | None:

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -209,6 +209,125 @@ class _Verifying:
 # --- the app ------------------------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class _Service:
+    """What the app's routes share (``app.state.service``)."""
+
+    config: ServerConfig
+    trust: TrustState
+    keys: KeyFile | None
+    key_bucket: TokenBucket
+    public_bucket: TokenBucket
+
+
+def _service(request: Request) -> _Service:
+    service: _Service = request.app.state.service
+    return service
+
+
+async def _body(request: Request) -> bytes:
+    limit = _service(request).config.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise HTTPException(413, f"request body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _agency(request: Request) -> AgencyKey:
+    """The caller's API key: 401 without a valid one, 403 for a revoked one; rate-limited per key."""
+    service = _service(request)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    keys = service.keys
+    record = keys.authenticate(token.strip()) if keys is not None and scheme.lower() == "bearer" else None
+    if record is None:
+        raise HTTPException(401, "this route needs an agency API key", {"WWW-Authenticate": "Bearer"})
+    if record.revoked_ms is not None:
+        raise HTTPException(403, f"API key {record.id} is revoked")
+    _take(service.key_bucket, record.id)
+    return record
+
+
+def _public(request: Request) -> None:
+    service = _service(request)
+    if not service.config.public:
+        raise HTTPException(404, "Not Found")
+    _take(service.public_bucket, request.client.host if request.client else "unknown")
+
+
+Body = Annotated[bytes, Depends(_body)]
+Agency = Annotated[AgencyKey, Depends(_agency)]
+Public = Annotated[None, Depends(_public)]
+ServiceDep = Annotated[_Service, Depends(_service)]
+MaxAge = Annotated[int | None, Query(ge=0, le=10 * 365 * 86_400_000, description="Freshness policy in ms.")]
+
+
+def _work(service: _Service, max_age_ms: int | None) -> _Verifying:
+    service.trust.maybe_refresh()
+    return _Verifying(service.trust, service.config.max_age_ms if max_age_ms is None else max_age_ms)
+
+
+router = APIRouter()
+
+
+@router.post("/v1/verify")
+def verify(data: Body, key: Agency, service: ServiceDep, max_age_ms: MaxAge = None) -> JSONResponse:
+    """A proof bundle, ``{"bundles": [...]}`` (1-100) or ``{"license_id"}`` (fetched from the nodes)."""
+    w = _work(service, max_age_ms)
+    return JSONResponse(verify_request(data, w.verify, w.resolve, personal=key.role == "auditor"))
+
+
+@router.post("/v1/verify/qr")
+def verify_qr(data: Body, key: Agency, service: ServiceDep, max_age_ms: MaxAge = None) -> JSONResponse:
+    """The voucher QR code in a photo (PNG, JPEG, WebP, GIF or BMP bytes)."""
+    w = _work(service, max_age_ms)
+    return JSONResponse(verify_image(data, w.verify, w.resolve_reference, personal=key.role == "auditor"))
+
+
+@router.post("/v1/public/verify")
+def public_verify(data: Body, _: Public, service: ServiceDep) -> JSONResponse:
+    """The web page's check: no key, personal data masked (only with ``--public``)."""
+    w = _work(service, None)
+    return JSONResponse(verify_request(data, w.verify, w.resolve, personal=False))
+
+
+@router.post("/v1/public/verify/qr")
+def public_verify_qr(data: Body, _: Public, service: ServiceDep) -> JSONResponse:
+    """The web page's check of a voucher photo (only with ``--public``)."""
+    w = _work(service, None)
+    return JSONResponse(verify_image(data, w.verify, w.resolve_reference, personal=False))
+
+
+@router.get("/verify", include_in_schema=False)
+def page(_: Public) -> Response:
+    return Response(web_file("index.html"), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+@router.get("/verify/assets/{name}", include_in_schema=False)
+def asset(name: str, _: Public) -> Response:
+    if name not in WEB_FILES:
+        raise HTTPException(404, f"file {name} not found")
+    return Response(web_file(name), media_type=WEB_FILES[name], headers=PAGE_HEADERS)
+
+
+@router.get("/healthz")
+def health(service: ServiceDep) -> dict[str, Any]:
+    """Liveness and the trusted checkpoint (no key needed; nothing personal)."""
+    root, _ = service.trust.current()
+    return {
+        "status": "ok",
+        "network_id": root.network_id,
+        "trusted_checkpoint": service.trust.info().to_dict(),
+        "online": bool(service.trust.sources),
+        "alarm": service.trust.alarm is not None,
+    }
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     """The service's app (rules 3-5)."""
     app = FastAPI(
@@ -217,95 +336,14 @@ def create_app(config: ServerConfig) -> FastAPI:
         description="Verify licledger proof bundles and voucher QR codes against a pinned trust root "
         "(docs/verifier.md).",
     )
-    state = TrustState(config)
-    keys = KeyFile(config.keys_path) if config.keys_path is not None else None
-    key_bucket = TokenBucket(config.rate_per_second, config.rate_burst)
-    public_bucket = TokenBucket(config.public_rate_per_second, config.public_rate_burst)
-    app.state.trust = state
-
-    async def body(request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > config.max_body_bytes):
-            raise HTTPException(413, f"request body larger than {config.max_body_bytes} bytes")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > config.max_body_bytes:
-                raise HTTPException(413, f"request body larger than {config.max_body_bytes} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def agency(request: Request) -> AgencyKey:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        record = keys.authenticate(token.strip()) if keys is not None and scheme.lower() == "bearer" else None
-        if record is None:
-            raise HTTPException(401, "this route needs an agency API key", {"WWW-Authenticate": "Bearer"})
-        if record.revoked_ms is not None:
-            raise HTTPException(403, f"API key {record.id} is revoked")
-        _take(key_bucket, record.id)
-        return record
-
-    def public(request: Request) -> None:
-        if not config.public:
-            raise HTTPException(404, "Not Found")
-        _take(public_bucket, request.client.host if request.client else "unknown")
-
-    Body = Annotated[bytes, Depends(body)]
-    Agency = Annotated[AgencyKey, Depends(agency)]
-    Public = Annotated[None, Depends(public)]
-
-    def work(max_age_ms: int | None) -> _Verifying:
-        if max_age_ms is not None and not 0 <= max_age_ms <= 10 * 365 * 86_400_000:
-            raise DocumentError("bad max_age_ms", {"max_age_ms": "must be 0 to ten years in ms"})
-        state.maybe_refresh()
-        return _Verifying(state, config.max_age_ms if max_age_ms is None else max_age_ms)
-
-    @app.post("/v1/verify")
-    def verify(data: Body, key: Agency, max_age_ms: int | None = None) -> JSONResponse:
-        """A proof bundle, ``{"bundles": [...]}`` (1-100) or ``{"license_id"}`` (fetched from the nodes)."""
-        w = work(max_age_ms)
-        return JSONResponse(verify_request(data, w.verify, w.resolve, personal=key.role == "auditor"))
-
-    @app.post("/v1/verify/qr")
-    def verify_qr(data: Body, key: Agency, max_age_ms: int | None = None) -> JSONResponse:
-        """The voucher QR code in a photo (PNG, JPEG, WebP, GIF or BMP bytes)."""
-        w = work(max_age_ms)
-        return JSONResponse(verify_image(data, w.verify, w.resolve_reference, personal=key.role == "auditor"))
-
-    @app.post("/v1/public/verify")
-    def public_verify(data: Body, _: Public) -> JSONResponse:
-        """The web page's check: no key, personal data masked (only with ``--public``)."""
-        w = work(None)
-        return JSONResponse(verify_request(data, w.verify, w.resolve, personal=False))
-
-    @app.post("/v1/public/verify/qr")
-    def public_verify_qr(data: Body, _: Public) -> JSONResponse:
-        w = work(None)
-        return JSONResponse(verify_image(data, w.verify, w.resolve_reference, personal=False))
-
-    @app.get("/verify", include_in_schema=False)
-    def page(_: Public) -> Response:
-        return Response(web_file("index.html"), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
-
-    @app.get("/verify/assets/{name}", include_in_schema=False)
-    def asset(name: str, _: Public) -> Response:
-        if name not in WEB_FILES:
-            raise HTTPException(404, f"file {name} not found")
-        return Response(web_file(name), media_type=WEB_FILES[name], headers=PAGE_HEADERS)
-
-    @app.get("/healthz")
-    def health() -> dict[str, Any]:
-        """Liveness and the trusted checkpoint (no key needed; nothing personal)."""
-        root, _ = state.current()
-        return {
-            "status": "ok",
-            "network_id": root.network_id,
-            "trusted_checkpoint": state.info().to_dict(),
-            "online": bool(state.sources),
-            "alarm": state.alarm is not None,
-        }
-
+    app.state.service = _Service(
+        config,
+        TrustState(config),
+        KeyFile(config.keys_path) if config.keys_path is not None else None,
+        TokenBucket(config.rate_per_second, config.rate_burst),
+        TokenBucket(config.public_rate_per_second, config.public_rate_burst),
+    )
+    app.include_router(router)
     _install_errors(app)
     return app
 

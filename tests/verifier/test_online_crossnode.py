@@ -1,0 +1,384 @@
+"""Cross-node resolution and the standalone verification service, on a real 3-province network with Beijing's and
+Shanghai's nodes served by uvicorn, each knowing the other through ``LICLEDGER_NODE_DIRECTORY``.
+
+* ``licledger verify --id ID --node <Shanghai>`` for a Beijing license: Shanghai refers to Beijing (307), the
+  verifier fetches there and verifies; Shanghai's own ``POST /v1/verify {"license_id"}`` forwards the same way.
+* A stale bundle is re-proven at the newest checkpoint from Shanghai's ledger proofs (``/v1/ledger/proofs``),
+  never asking Beijing: a license revoked after the bundle was taken shows REVOKED.
+* Lying nodes (real HTTP proxies): a referral to a fake issuer serving a tampered bundle (INVALID, the failing
+  step as evidence), re-proofs that replay an old status proof (UNDECIDED, the liar named), a conflicting
+  checkpoint (SPLIT_VIEW with both notes).
+* ``licledger verifier serve`` as a real process on loopback: VALID / REVOKED / INVALID over HTTP, batches,
+  ``{"license_id"}`` through the nodes, a stale bundle refreshed, 4xx naming the problem, 401/403 for missing,
+  unknown and revoked keys, masked personal data for agency keys and the public route, none of it in the log.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from fastapi.testclient import TestClient
+from onlinekit import KEK, Deployment, Licenses, Proxy, ServedNode, call, free_port, licledger, prepare
+
+from node.cli import cli
+from verifier.server import ServerConfig, create_app
+from verifier.trust import load_trust_root
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+MEMBERS = ("110000", "310000")
+
+
+@pytest.fixture(scope="module")
+def dep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    from anchorkit import join_node
+    from netkit import Net
+
+    directory = tmp_path_factory.mktemp("crossnode")
+    os.environ["LICLEDGER_KEK"] = KEK
+    ports = {m: free_port() for m in MEMBERS}
+    env = {"LICLEDGER_NODE_DIRECTORY": ",".join(f"{m}=http://127.0.0.1:{p}" for m, p in ports.items())}
+    d = Deployment(Net.started(directory / "net", checkpoint_interval=2))
+    try:
+        for member in MEMBERS:
+            node = ServedNode(directory / f"node-{member}", member, ports[member], "")
+            node.operator = join_node(node.directory, d.net, member)
+            node.start(env)
+            d.nodes[member] = node
+        for node in d.nodes.values():
+            node.wait_ready()
+    except BaseException:
+        d.stop()
+        raise
+    yield d
+    d.stop()
+
+
+@dataclass
+class Stale:
+    """A Beijing license whose bundle was taken while active; revoked since, under a newer final checkpoint."""
+
+    license_id: str
+    old_bundle: bytes
+    new_bundle: bytes
+
+
+@pytest.fixture(scope="module")
+def lic(dep: Deployment) -> Licenses:
+    return prepare(dep)
+
+
+@pytest.fixture(scope="module")
+def stale(dep: Deployment, lic: Licenses) -> Stale:
+    node = dep.nodes["110000"]
+    [license_id] = node.issue(dep.documents("110000", 1, start=400))
+    old = node.wait_proof(license_id)
+    node.event(license_id, {"type": "revoke", "reason": "R01"})
+    new = node.wait_proof(license_id, status="revoked")
+    return Stale(license_id, old, new)
+
+
+def bj(dep: Deployment) -> str:
+    return dep.nodes["110000"].url
+
+
+def sh(dep: Deployment) -> str:
+    return dep.nodes["310000"].url
+
+
+def verify(dep: Deployment, state: Path, *args: str) -> tuple[Result, dict[str, Any]]:
+    result = CliRunner().invoke(
+        cli, ["verify", *args, "--trust-root", str(dep.network_json), "--state", str(state), "--json"]
+    )
+    try:
+        return result, json.loads(result.stdout)
+    except ValueError:
+        return result, {}
+
+
+def _get_no_redirect(url: str) -> tuple[int, str | None, bytes]:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.netloc, timeout=30)
+    try:
+        conn.request("GET", f"{parts.path}?{parts.query}")
+        answer = conn.getresponse()
+        return answer.status, answer.getheader("Location"), answer.read()
+    finally:
+        conn.close()
+
+
+# --- cross-node resolution: licledger verify ----------------------------------------------------------------------
+
+
+def test_verify_id_at_another_provinces_node_is_referred_to_the_issuers_node(
+    dep: Deployment, lic: Licenses, tmp_path: Path
+) -> None:
+    status, location, body = _get_no_redirect(f"{sh(dep)}/v1/licenses/{lic.active}/proof?view=public")
+    assert status == 307 and json.loads(body)["node"] == bj(dep) and json.loads(body)["issuer"] == "110000"
+    assert location == f"{bj(dep)}/v1/licenses/{lic.active}/proof?view=public"
+    result, report = verify(dep, tmp_path / "a.json", "--id", lic.active, "--node", sh(dep), "--min-sources", "1")
+    assert result.exit_code == 0, result.output
+    assert report["result"] == "VALID" and report["verdict"]["facts"]["license_id"] == lic.active
+    assert report["bundle_source"] == f"node {bj(dep)}"
+    assert any("referred to node " + bj(dep) in n for n in report["notes"]), report["notes"]
+    revoked, report = verify(
+        dep, tmp_path / "b.json", "--id", lic.revoked, "--node", sh(dep), "--peer", dep.peer_url("440000")
+    )
+    assert revoked.exit_code == 1 and report["result"] == "REVOKED", revoked.output
+
+
+def test_another_provinces_node_verifies_a_license_id_by_forwarding(dep: Deployment, lic: Licenses) -> None:
+    agency = dep.nodes["310000"].api_key("agency")
+    status, body = call(
+        f"{sh(dep)}/v1/verify", method="POST", body=json.dumps({"license_id": lic.revoked}).encode(), token=agency
+    )
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["result"] == "REVOKED" and answer["summary"]["issuer"]["province"] == "110000"
+    unknown = lic.active.split(".")
+    unknown[7] = unknown[7][:-3] + "999"
+    status, _ = call(
+        f"{sh(dep)}/v1/public/verify", method="POST", body=json.dumps({"license_id": ".".join(unknown[:8])}).encode()
+    )
+    assert status == 404
+
+
+def test_stale_bundle_is_reproven_from_a_non_issuer_node(dep: Deployment, stale: Stale, tmp_path: Path) -> None:
+    old = tmp_path / "old.json"
+    old.write_bytes(stale.old_bundle)
+    with Proxy(sh(dep)) as watched:
+        result, report = verify(dep, tmp_path / "s.json", str(old), "--node", watched.url, "--min-sources", "1")
+    assert result.exit_code == 1, result.output
+    assert report["result"] == "REVOKED" and report["verdict"]["facts"]["status"] == "revoked"
+    assert report["verdict"]["facts"]["checkpoint_log_size"] > json.loads(stale.old_bundle)["batch"]["log_index"]
+    assert any(p.startswith("/v1/ledger/proofs?") for p in watched.requests), watched.requests
+    assert any("re-proven at the newest checkpoint" in n for n in report["notes"]), report["notes"]
+
+
+def test_lying_reproof_replaying_an_old_status_proof_is_undecided_with_evidence(
+    dep: Deployment, stale: Stale, tmp_path: Path
+) -> None:
+    old_value = json.loads(stale.old_bundle)
+
+    def replay_status(path: str, status: int, body: bytes) -> tuple[int, bytes]:
+        value = json.loads(body)
+        value["status"] = old_value["status"]  # "still active": a proof under an older status root
+        return status, json.dumps(value).encode()
+
+    old = tmp_path / "old.json"
+    old.write_bytes(stale.old_bundle)  # fresh enough for the default policy: alone, it would be VALID
+    with Proxy(sh(dep), {"/v1/ledger/proofs": replay_status}) as liar:
+        result, report = verify(dep, tmp_path / "s.json", str(old), "--node", liar.url, "--min-sources", "1")
+    assert result.exit_code == 2, result.output
+    assert report["result"] == "UNDECIDED"
+    step8 = report["verdict"]["steps"][7]
+    assert step8["reason"] == "STATUS_NOT_REPROVEN"
+    [failed] = step8["evidence"]["failed_sources"]
+    assert failed["source"] == f"node {liar.url}" and failed["step"]["reason"] == "STATUS_PROOF_INVALID"
+
+
+def test_a_referral_to_a_fake_issuer_serving_a_tampered_bundle_is_invalid(
+    dep: Deployment, lic: Licenses, tmp_path: Path
+) -> None:
+    def tamper(path: str, status: int, body: bytes) -> tuple[int, bytes]:
+        value = json.loads(body)
+        proof = value["leaf"]["inclusion_proof"]
+        proof[0] = ("f" if proof[0][0] != "f" else "0") + proof[0][1:]
+        return status, json.dumps(value).encode()
+
+    with Proxy(bj(dep), {"/v1/licenses/": tamper}) as fake:
+
+        def refer(path: str, status: int, body: bytes) -> tuple[int, bytes]:
+            return 307, json.dumps({"detail": "ask there", "issuer": "110000", "node": fake.url}).encode()
+
+        with Proxy(sh(dep), {"/v1/licenses/": refer}) as liar:
+            result, report = verify(
+                dep, tmp_path / "s.json", "--id", lic.active, "--node", liar.url, "--peer", dep.peer_url("440000")
+            )
+    assert result.exit_code == 1, result.output
+    assert report["result"] == "INVALID"
+    assert report["verdict"]["steps"][3]["reason"] == "LEAF_NOT_IN_BATCH"
+    assert report["verdict"]["steps"][3]["evidence"]["expected_root"]
+    assert any(f"referred to node {fake.url}" in n for n in report["notes"]), report["notes"]
+
+
+def test_a_referring_node_with_a_conflicting_checkpoint_is_a_split_view(
+    dep: Deployment, lic: Licenses, tmp_path: Path
+) -> None:
+    status, body = call(sh(dep) + "/v1/ledger/checkpoint")
+    assert status == 200
+    real = json.loads(body)
+    forged = dep.forged_conflict(real["note"].encode()).decode()
+
+    def equivocate(path: str, status: int, body: bytes) -> tuple[int, bytes]:
+        return 200, json.dumps({**real, "note": forged}).encode()
+
+    with Proxy(sh(dep), {"/v1/ledger/checkpoint": equivocate}) as liar:
+        result, report = verify(
+            dep, tmp_path / "s.json", "--id", lic.active, "--node", liar.url, "--peer", dep.peer_url("310000")
+        )
+    assert result.exit_code == 1, result.output
+    assert report["result"] == "SPLIT_VIEW" and report["verdict"] is None
+    assert forged in [cp["note"] for cp in report["split_view"]["checkpoints"]]
+
+
+# --- licledger verifier serve -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    url: str
+    keys: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+
+def _key(keys: Path, name: str, role: str = "agency") -> str:
+    done = licledger("verifier", "key", "create", "--keys", keys, "--name", name, "--role", role)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def service(dep: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    directory = tmp_path_factory.mktemp("service")
+    keys_file = directory / "keys.json"
+    keys = {"agency": _key(keys_file, "某市医保局"), "auditor": _key(keys_file, "审计署", "auditor")}
+    keys["revoked"] = _key(keys_file, "已停用机构")
+    revoked_id = keys["revoked"].split("_")[1]
+    assert licledger("verifier", "key", "revoke", revoked_id, "--keys", keys_file).returncode == 0
+    port = free_port()
+    argv = [sys.executable, "-c", "from node.cli import main; main()", "verifier", "serve"]
+    argv += ["--trust-root", str(dep.network_json), "--state", str(directory / "state.json")]
+    argv += ["--keys", str(keys_file), "--public", "--port", str(port), "--node", sh(dep), "--node", bj(dep)]
+    argv += ["--refresh", "0", "--public-rate", "1000", "--public-burst", "1000"]
+    log = directory / "service.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "LICLEDGER_KEK": ""})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, log.read_text(errors="replace")
+            try:
+                if call(url + "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.2)
+        yield Service(url, keys, log, proc)
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def post(service: Service, path: str, body: bytes | dict[str, Any], key: str | None = "agency") -> tuple[int, Any]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    status, answer = call(service.url + path, method="POST", body=data, token=service.keys[key] if key else None)
+    try:
+        return status, json.loads(answer)
+    except ValueError:
+        return status, answer
+
+
+def test_service_verifies_valid_revoked_and_invalid_bundles_over_http(
+    service: Service, dep: Deployment, lic: Licenses
+) -> None:
+    good, revoked = dep.nodes["110000"].wait_proof(lic.active), dep.nodes["110000"].wait_proof(lic.revoked)
+    status, answer = post(service, "/v1/verify", good)
+    assert status == 200 and answer["result"] == "VALID", answer
+    assert [s["ok"] for s in answer["steps"]] == [True] * 8 and answer["trusted_checkpoint"]["tree_size"] >= 1
+    status, answer = post(service, "/v1/verify", revoked)
+    assert status == 200 and answer["result"] == "REVOKED"
+    tampered = json.loads(good)
+    proof = tampered["leaf"]["inclusion_proof"]
+    proof[0] = ("f" if proof[0][0] != "f" else "0") + proof[0][1:]
+    status, answer = post(service, "/v1/verify", {"bundles": [json.loads(good), json.loads(revoked), tampered]})
+    assert status == 200 and answer["counts"] == {"VALID": 1, "REVOKED": 1, "INVALID": 1}, answer
+    assert answer["results"][2]["summary"]["failed_step"]["reason"] == "LEAF_NOT_IN_BATCH"
+    status, answer = post(service, "/v1/verify", {"license_id": lic.revoked})  # through the nodes
+    assert status == 200 and answer["result"] == "REVOKED", answer
+
+
+def test_service_refreshes_a_stale_bundle_from_the_nodes(service: Service, stale: Stale) -> None:
+    status, answer = post(service, "/v1/verify?max_age_ms=0", stale.old_bundle)
+    assert status == 200 and answer["result"] == "REVOKED", answer  # active in the bundle, revoked since
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        (b"", "$"),
+        (b"[1]", "$"),
+        (b'{"format": "licledger-proof/1"}', "$"),
+        (b'{"bundles": []}', "bundles"),
+        (b'{"bundles": [{"format": 1}]}', "bundles[0]"),
+        (b'{"license_id": 7}', "license_id"),
+    ],
+)
+def test_service_bad_input_is_422_naming_the_problem(service: Service, body: bytes, path: str) -> None:
+    status, answer = post(service, "/v1/verify", body)
+    assert status == 422, answer
+    assert any(k.startswith(path) for k in answer["errors"]), answer
+
+
+def test_service_needs_a_valid_unrevoked_key(service: Service, dep: Deployment, lic: Licenses) -> None:
+    good = dep.nodes["110000"].wait_proof(lic.active)
+    assert post(service, "/v1/verify", good, key=None)[0] == 401
+    status, _ = call(service.url + "/v1/verify", method="POST", body=good, token="llv_00000000_" + "A" * 43)
+    assert status == 401
+    status, answer = post(service, "/v1/verify", good, key="revoked")
+    assert status == 403 and "revoked" in answer["detail"]
+    status, answer = post(service, "/v1/public/verify", {"license_id": lic.active}, key=None)
+    assert status == 200 and answer["result"] == "VALID" and answer["facts"]["document"] is None
+    status, page = call(service.url + "/verify")
+    assert status == 200 and b"<html" in page.lower()
+
+
+def test_service_masks_personal_data_and_keeps_it_out_of_its_log(
+    service: Service, dep: Deployment, lic: Licenses
+) -> None:
+    node = dep.nodes["110000"]
+    status, full = call(f"{node.url}/v1/licenses/{lic.active}/proof", token=node.operator)
+    assert status == 200
+    holder = json.loads(full)["disclosure"]["document"]["holder"]
+    status, masked = post(service, "/v1/verify", full)
+    assert status == 200 and masked["result"] == "VALID"
+    assert holder["name"] not in json.dumps(masked, ensure_ascii=False)
+    assert holder["citizen_id"] not in json.dumps(masked)
+    status, shown = post(service, "/v1/verify", full, key="auditor")
+    assert status == 200 and shown["facts"]["holder"]["citizen_id"] == holder["citizen_id"]
+    log = service.log.read_text(encoding="utf-8", errors="replace")
+    assert "POST /v1/verify" in log
+    for secret in (holder["name"], holder["citizen_id"], service.keys["agency"], service.keys["auditor"]):
+        assert secret not in log
+
+
+def test_offline_service_in_process_limits(dep: Deployment, lic: Licenses, tmp_path: Path) -> None:
+    """Without --node and --public: offline verdicts, no public routes, body limit, per-key rate limit."""
+    keys_file = tmp_path / "keys.json"
+    key = _key(keys_file, "agency")
+    root = load_trust_root(dep.network_json.read_bytes())
+    config = ServerConfig(trust_root=root, keys_path=keys_file, rate_per_second=0.01, rate_burst=2)
+    good = dep.nodes["110000"].wait_proof(lic.active)
+    with TestClient(create_app(config)) as client:
+        auth = {"Authorization": f"Bearer {key}"}
+        assert client.post("/v1/public/verify", content=good).status_code == 404
+        assert client.get("/verify").status_code == 404
+        assert client.post("/v1/verify", json={"license_id": lic.active}, headers=auth).status_code == 404
+        assert client.post("/v1/verify", content=good, headers=auth).json()["result"] == "VALID"
+        assert client.post("/v1/verify", content=b"{" + b" " * (1024 * 1024), headers=auth).status_code == 413
+        limited = client.post("/v1/verify", content=good, headers=auth)
+        assert limited.status_code == 429 and limited.headers["Retry-After"]
