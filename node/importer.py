@@ -10,7 +10,10 @@ Rules:
 2. Lines are processed in chunks; each chunk is **one database transaction**: its licenses (each with version,
    event and outbox leaf, as :func:`node.records.store_many`), its rejected lines, one audit entry and the new
    progress (byte offset and line number after the chunk). Killing the process at any point loses at most the
-   uncommitted chunk, which the next run redoes from the recorded offset.
+   uncommitted chunks, which the next run redoes from the recorded offset. With ``workers`` > 0 the next chunks
+   are validated and sealed by worker processes (:class:`node.sealing.SealingPool`) while this process stores
+   the current one; chunks are still committed one at a time, in file order, so the recorded offset always
+   covers exactly the committed lines.
 3. A line whose license is already registered (by an earlier run, the API, or an earlier line of the file)
    is counted as ``present`` and skipped: nothing stored is ever changed. A line that is not valid JSON or not
    a valid license of this node's authority is recorded in ``import_rejects`` with its line number and the

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import canonical
-from core.errors import DocumentError
+from core.errors import DocumentError, EncodingError
 from core.licenses import (
     License,
     parse_document,
@@ -41,7 +41,7 @@ from node.context import NodeContext
 from node.db.models import AuditEntry, HolderToken, LicenseEvent, LicenseInstitution, LicenseVersion, Outbox
 from node.db.models import License as LicenseRow
 from node.errors import ConflictError, InvalidTransitionError, NotFoundError
-from node.sealing import Sealed, Sealer, institutions_of
+from node.sealing import Rejected, Sealed, Sealer, SealingPool, institutions_of
 from node.tokens import HOLDER_TOKEN_PREFIX, Credential, new_credential
 
 _LICENSES = cast(sa.Table, LicenseRow.__table__)
@@ -143,6 +143,67 @@ def issue(
         )
     [stored] = store_many(session, node, [doc], req)
     return stored
+
+
+MAX_BATCH = 500
+"""Documents per ``POST /v1/licenses/batch`` (the body must also stay under ``LICLEDGER_MAX_BODY_BYTES``)."""
+
+
+def batch_documents(body: bytes) -> list[Mapping[str, Any]]:
+    """The documents of a batch body ``{"documents": [<license document>, ...]}`` (strict JSON, 1 to
+    :data:`MAX_BATCH` objects); :class:`DocumentError` naming the problem otherwise."""
+    try:
+        data = canonical.decode(body)
+    except EncodingError as exc:
+        raise DocumentError("the batch is not valid JSON", {"$": str(exc)}) from None
+    if not isinstance(data, Mapping) or set(data) != {"documents"}:
+        raise DocumentError("not a batch", {"$": 'must be an object {"documents": [...]}'})
+    documents = data["documents"]
+    if not isinstance(documents, list) or not 1 <= len(documents) <= MAX_BATCH:
+        raise DocumentError("not a batch", {"documents": f"must be a list of 1 to {MAX_BATCH} license documents"})
+    errors = {f"documents[{i}]": "must be an object" for i, d in enumerate(documents) if not isinstance(d, Mapping)}
+    if errors:
+        raise DocumentError("not a batch of license documents", errors)
+    return documents
+
+
+def issue_batch(
+    session: Session,
+    node: NodeContext,
+    documents: Sequence[Mapping[str, Any]],
+    req: Request,
+    *,
+    pool: SealingPool | None = None,
+) -> list[Stored]:
+    """Register every license of ``documents`` in ``session``, or none (steps 1-6 for each, one unit of work).
+
+    All or nothing: :class:`DocumentError` naming ``documents[i].<field>`` for every invalid document and every
+    repeat of a license earlier in the batch; :class:`ConflictError` naming the indexes of licenses already
+    registered. Validation and sealing run in ``pool``'s worker processes when given (:mod:`node.sealing`)."""
+    answers = (pool or SealingPool(node, 0)).map(documents, req.now_ms)
+    errors: dict[str, str] = {}
+    first: dict[str, int] = {}
+    for i, answer in enumerate(answers):
+        if isinstance(answer, Rejected):
+            fields = answer.errors or {"$": answer.message}
+            errors.update({f"documents[{i}]" + ("" if k == "$" else f".{k}"): v for k, v in fields.items()})
+        elif answer.base_id in first:
+            errors[f"documents[{i}].license_id"] = f"is the same license as documents[{first[answer.base_id]}]"
+        else:
+            first[answer.base_id] = i
+    if errors:
+        bad = len({k.split("]")[0] for k in errors})
+        raise DocumentError(f"{bad} of {len(documents)} documents are invalid; nothing was stored", errors)
+    sealed = [a for a in answers if isinstance(a, Sealed)]
+    registered = set(session.scalars(sa.select(LicenseRow.base_id).where(LicenseRow.base_id.in_(list(first)))))
+    if registered:
+        indexes = sorted(first[b] for b in registered)
+        raise ConflictError(
+            f"{len(indexes)} of the licenses are already registered; nothing was stored",
+            current="registered: " + ", ".join(f"documents[{i}]" for i in indexes[:50]),
+            requested=f"{len(documents)} new licenses",
+        )
+    return store_sealed(session, node, sealed, req)
 
 
 def _insert_returning_ids(session: Session, table: sa.Table, rows: list[dict[str, Any]], key: str) -> list[int]:

@@ -347,3 +347,23 @@ class SealingPool:
             for _, futures in window:
                 for future in futures:
                     future.cancel()
+
+
+_shared: SealingPool | None = None
+
+
+def share_pool(pool: SealingPool | None) -> None:
+    """Make ``pool`` the one ``POST /v1/licenses/batch`` uses for its node (``node serve --seal-workers``)."""
+    global _shared
+    _shared = pool
+
+
+def shared_pool(node: NodeContext) -> SealingPool | None:
+    """The shared pool if it seals for ``node`` (same key), else ``None``: seal in the request's thread."""
+    pool = _shared
+    if pool is None or (pool.sealer.key.key_id, pool.sealer.authority_uscc) != (
+        node.signing_key.key_id,
+        node.settings.authority_uscc,
+    ):
+        return None
+    return pool

@@ -37,6 +37,11 @@ class Issued(_Out):
     )
 
 
+class IssuedBatch(_Out):
+    count: int = Field(description="How many licenses were stored (all of the batch: it is all or nothing).")
+    licenses: list[Issued] = Field(description="One answer per document, in the order of the request.")
+
+
 class EventDone(_Out):
     base_id: str
     license_id: str = Field(description="The identifier of the license's current version after the event.")
@@ -157,6 +162,34 @@ LICENSE_BODY: dict[str, Any] = {
                         "issued_at": {"type": "string"},
                         "holder": {"type": "object"},
                         "practice": {"type": "object"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+BATCH_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": (
+            "1 to 500 license documents of this node's authority, stored all or nothing in one transaction. "
+            "Strict JSON: no floats, no duplicate keys. The body must also stay under LICLEDGER_MAX_BODY_BYTES."
+        ),
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["documents"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "documents": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": 500,
+                            "items": LICENSE_BODY["requestBody"]["content"]["application/json"]["schema"],
+                        }
                     },
                 }
             }

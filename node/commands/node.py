@@ -218,10 +218,19 @@ def _join_network(network_dir: Path, member: str | None, authority_uscc: str | N
 @_DIR
 @click.option("--host", default=None, help="Address to bind (default from settings: 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default from settings: 8600).")
-def serve(directory: Path | None, host: str | None, port: int | None) -> None:
+@click.option(
+    "--seal-workers",
+    type=click.IntRange(0, 256),
+    default=0,
+    show_default=True,
+    help="Processes that validate and seal the documents of POST /v1/licenses/batch (0: in the request's "
+    "thread). Each loads the key from the node's keystore with LICLEDGER_KEK.",
+)
+def serve(directory: Path | None, host: str | None, port: int | None, seal_workers: int) -> None:
     """Run the node's HTTP API (uvicorn); migrates the database first."""
     import uvicorn
 
+    from node import sealing
     from node.context import open_node
     from node.logsafe import configure_logging, uvicorn_log_config
     from node.main import create_app
@@ -230,6 +239,8 @@ def serve(directory: Path | None, host: str | None, port: int | None) -> None:
     configure_logging(settings.log_level)
     ctx = open_node(settings)
     scheduler = None
+    pool = sealing.SealingPool(ctx, seal_workers) if seal_workers else None
+    sealing.share_pool(pool)
     try:
         if settings.anchor_in_process and ctx.ledger is not None:
             from sync.scheduler import start_background
@@ -245,6 +256,9 @@ def serve(directory: Path | None, host: str | None, port: int | None) -> None:
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=True)
+        if pool is not None:
+            sealing.share_pool(None)
+            pool.close()
         ctx.close()
 
 

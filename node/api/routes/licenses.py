@@ -7,10 +7,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Request
 
 from core.errors import DocumentError
-from node import audit, queries, records
+from node import audit, queries, records, sealing
 from node.access import Principal, in_scope, sees_personal_data
 from node.api.deps import Ctx, HistoryReader, NodeDep, Operator, Reader, SessionDep, StatusReader
-from node.api.schemas import LICENSE_BODY, ErrorBody, EventDone, HistoryOut, Issued, LicenseOut, StatusOut
+from node.api.schemas import (
+    BATCH_BODY,
+    LICENSE_BODY,
+    ErrorBody,
+    EventDone,
+    HistoryOut,
+    Issued,
+    IssuedBatch,
+    LicenseOut,
+    StatusOut,
+)
 from node.errors import PermissionDeniedError
 from node.lifecycle import Event
 
@@ -48,6 +58,10 @@ def issue_license(body: RawBody, _: Operator, session: SessionDep, node: NodeDep
     """Validate, seal and store a new license with its outbox entry and audit event, in one transaction."""
     stored = records.issue(session, node, body, ctx)
     session.commit()
+    return _issued(stored)
+
+
+def _issued(stored: records.Stored) -> Issued:
     return Issued(
         license_id=stored.full_id,
         base_id=stored.base_id,
@@ -58,6 +72,15 @@ def issue_license(body: RawBody, _: Operator, session: SessionDep, node: NodeDep
         seal_key_id=stored.seal_key_id,
         holder_token=stored.holder_token,
     )
+
+
+@router.post("/batch", status_code=201, response_model=IssuedBatch, responses=ERRORS, openapi_extra=BATCH_BODY)
+def issue_licenses(body: RawBody, _: Operator, session: SessionDep, node: NodeDep, ctx: Ctx) -> IssuedBatch:
+    """Issue up to 500 licenses in one transaction, all or nothing: 422 naming ``documents[i].<field>`` of every
+    bad document, 409 naming those already registered. Each is audited (``license.issue``) as if issued alone."""
+    stored = records.issue_batch(session, node, records.batch_documents(body), ctx, pool=sealing.shared_pool(node))
+    session.commit()
+    return IssuedBatch(count=len(stored), licenses=[_issued(s) for s in stored])
 
 
 @router.post("/{license_id}/events", status_code=201, response_model=EventDone, responses=ERRORS)
