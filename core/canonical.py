@@ -96,34 +96,54 @@ def _encode(value: Any, out: list[str], depth: int, path: str) -> None:
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
-_SCALARS = (str, int, bool, type(None))
 
 
 def _plain(value: Any, depth: int) -> bool:
-    """True when ``value`` is made only of exact built-in types that the C JSON encoder renders canonically.
+    """True when ``value`` is made only of exact built-in types whose ``json.dumps`` rendering :func:`encode` may
+    use: dict (string keys), list, tuple, str, int within the safe range, bool, None, nested at most
+    :data:`MAX_DEPTH` deep.
 
-    Rejects (so the careful encoder runs and names the problem): floats, big integers, lone surrogates, mapping
-    or sequence types other than dict/list/tuple, and object keys outside the Basic Multilingual Plane, whose
-    UTF-16 order (RFC 8785 §3.2.3) differs from Python's code-point order.
+    Rejects (so the careful encoder runs and names the problem): floats, big integers, non-string keys, mapping or
+    sequence types other than dict/list/tuple. Two things are left to :func:`encode`, which checks them on the
+    output in C instead of per string here: lone surrogates (strict UTF-8 encoding refuses them) and object keys
+    outside the Basic Multilingual Plane, whose UTF-16 order (RFC 8785 §3.2.3) differs from Python's.
+    Scalars are checked inline, so the recursion visits containers only.
     """
-    if depth > MAX_DEPTH:
-        return False
     kind = type(value)
-    if kind is str:
-        return _SURROGATE.search(value) is None
-    if kind is int:
-        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
-    if kind is bool or value is None:
-        return True
     if kind is dict:
+        if depth >= MAX_DEPTH:  # its items would be deeper than MAX_DEPTH
+            return depth == MAX_DEPTH and not value
         for key, item in value.items():
-            if type(key) is not str or _SURROGATE.search(key) or _ASTRAL.search(key):
+            if type(key) is not str:
+                return False
+            t = type(item)
+            if t is str or t is bool or item is None:
+                continue
+            if t is int:
+                if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                    continue
                 return False
             if not _plain(item, depth + 1):
                 return False
         return True
     if kind is list or kind is tuple:
-        return all(_plain(item, depth + 1) for item in value)
+        if depth >= MAX_DEPTH:
+            return depth == MAX_DEPTH and not value
+        for item in value:
+            t = type(item)
+            if t is str or t is bool or item is None:
+                continue
+            if t is int:
+                if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                    continue
+                return False
+            if not _plain(item, depth + 1):
+                return False
+        return True
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
     return False
 
 
@@ -134,8 +154,17 @@ def encode(value: Any) -> bytes:
     """
     if _plain(value, 0):
         # For these values json.dumps emits exactly the RFC 8785 form: code-point key order equals UTF-16 order
-        # within the BMP, its string escapes are JSON.stringify's, and integers print as digits.
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        # within the BMP, its string escapes are JSON.stringify's, and integers print as digits. Text with a
+        # character outside the BMP (possibly in a key) or a lone surrogate (refused by UTF-8) goes to the careful
+        # encoder, which sorts by UTF-16 and names the bad string.
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        if text.isascii():
+            return text.encode("ascii")
+        if _ASTRAL.search(text) is None:
+            try:
+                return text.encode("utf-8")
+            except UnicodeEncodeError:
+                pass
     out: list[str] = []
     _encode(value, out, 0, "$")
     return "".join(out).encode("utf-8")
@@ -149,11 +178,13 @@ def _encode_slow(value: Any) -> bytes:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, val in pairs:
-        if key in result:
-            raise EncodingError(f"duplicate object key {key!r}")
-        result[key] = val
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise EncodingError(f"duplicate object key {key!r}")
+            seen.add(key)
     return result
 
 
@@ -165,13 +196,23 @@ def _refuse_constant(text: str) -> Any:
     raise EncodingError(f"{text} is not valid JSON")
 
 
+_SAFE_INTEGER_TEXT = len(str(-MAX_SAFE_INTEGER))
+
+
 def _safe_int(text: str) -> int:
-    value = int(text)
-    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-        raise EncodingError(f"integer outside the I-JSON safe range: {text}")
+    # Length first: int() of thousands of digits is slow, and beyond 4,300 digits it raises ValueError.
+    if len(text) > _SAFE_INTEGER_TEXT or not -MAX_SAFE_INTEGER <= (value := int(text)) <= MAX_SAFE_INTEGER:
+        shown = text if len(text) <= 40 else f"{text[:20]}...({len(text)} digits)"
+        raise EncodingError(f"integer outside the I-JSON safe range: {shown}")
     return value
 
 
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates,
+    parse_float=_refuse_float,
+    parse_int=_safe_int,
+    parse_constant=_refuse_constant,
+)
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -215,21 +256,20 @@ def decode(data: bytes | str) -> Any:
         raise TypeError(f"decode() takes bytes or str, not {type(data).__name__}")
     if len(text) > 64 * 1024 * 1024:
         raise EncodingError("document larger than 64 MiB")
+    if text.startswith("\ufeff"):  # as json.loads does for str input
+        raise EncodingError("invalid JSON at line 1 column 1: Unexpected UTF-8 BOM (decode using utf-8-sig)")
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_no_duplicates,
-            parse_float=_refuse_float,
-            parse_int=_safe_int,
-            parse_constant=_refuse_constant,
-        )
+        value = _DECODER.decode(text)
     except EncodingError:
         raise
     except RecursionError:
         raise EncodingError(f"nesting deeper than {MAX_DEPTH}") from None
     except json.JSONDecodeError as exc:
         raise EncodingError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    _check_depth(value)
+    # Nesting: no value can be deeper than the number of brackets in the text, so only a text with more than
+    # MAX_DEPTH + 1 of them is walked.
+    if text.count("{") + text.count("[") > MAX_DEPTH + 1:
+        _check_depth(value)
     # Lone surrogates: bytes decoded as UTF-8 cannot hold raw ones, but a str can, and json.loads turns \\ud800
     # escapes into them. Only when the text has either is the parsed value searched.
     if (isinstance(data, str) and _SURROGATE.search(text)) or _ESCAPED_SURROGATE.search(text):

@@ -23,11 +23,12 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -79,13 +80,17 @@ def _text(max_len: int) -> Callable[[object], str]:
             raise _fail(f"must be at most {max_len} characters")
         if value != value.strip():
             raise _fail("must not begin or end with whitespace")
-        if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in value):
+        # str.isprintable() is False for every character of categories Cc, Cf, Cs, Co and Cn (and for separators
+        # other than the ASCII space), by the same Unicode database as unicodedata: when it holds, no character
+        # needs looking up.
+        if not value.isprintable() and any(unicodedata.category(ch) in _REFUSED_CATEGORIES for ch in value):
             raise _fail("must not contain control, format or unassigned characters")
         return value
 
     return validate
 
 
+_REFUSED_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Cn"))
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
@@ -102,10 +107,41 @@ def _parse_date(value: object) -> date:
 def _parse_instant(value: object) -> datetime:
     if not isinstance(value, str) or _INSTANT.fullmatch(value) is None:
         raise _fail("must be an RFC 3339 UTC instant written YYYY-MM-DDTHH:MM:SSZ")
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    try:  # fixed positions (the pattern matched), so no strptime
+        return datetime(
+            int(value[0:4]),
+            int(value[5:7]),
+            int(value[8:10]),
+            int(value[11:13]),
+            int(value[14:16]),
+            int(value[17:19]),
+            tzinfo=UTC,
+        )
     except ValueError:
         raise _fail("is not a valid instant") from None
+
+
+def _format_instant(value: datetime) -> str:
+    if value.year < 1000:  # strftime's %Y does not pad on every platform; keep its exact output there
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{value.year}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}Z"
+
+
+# A bundle names its license in several places (top level, document, status record), and identifiers are
+# immutable: the last few parsed are remembered so that one bundle parses its identifier once.
+_RECENT_IDS: dict[str, LicenseId] = {}
+_RECENT_IDS_LIMIT = 4
+
+
+def parse_license_id(text: str) -> LicenseId:
+    """:meth:`LicenseId.parse`, sharing the result with the last few calls for the same text."""
+    parsed = _RECENT_IDS.get(text)
+    if parsed is None:
+        parsed = LicenseId.parse(text)
+        if len(_RECENT_IDS) >= _RECENT_IDS_LIMIT:
+            _RECENT_IDS.clear()
+        _RECENT_IDS[text] = parsed
+    return parsed
 
 
 def _parse_license_id(value: object) -> LicenseId:
@@ -114,7 +150,7 @@ def _parse_license_id(value: object) -> LicenseId:
     if not isinstance(value, str):
         raise _fail("must be a string")
     try:
-        return LicenseId.parse(value)
+        return parse_license_id(value)
     except DocumentError as exc:
         raise _fail(str(exc)) from None
 
@@ -167,7 +203,7 @@ Date = Annotated[date, PlainValidator(_parse_date), PlainSerializer(date.isoform
 Instant = Annotated[
     datetime,
     PlainValidator(_parse_instant),
-    PlainSerializer(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"), return_type=str),
+    PlainSerializer(_format_instant, return_type=str),
 ]
 LicenseIdField = Annotated[LicenseId, PlainValidator(_parse_license_id), PlainSerializer(str, return_type=str)]
 ProvinceCode = Annotated[str, PlainValidator(_parse_province)]
@@ -310,6 +346,17 @@ class _License(_Model):
     def to_canonical_dict(self) -> JSONDict:
         """The document as a JSON object of canonical values (strings, integers, lists, objects)."""
         return self.model_dump(mode="json")
+
+    @functools.cached_property
+    def _canonical_bytes(self) -> bytes:
+        # Computed once per (immutable) document: the commitment, the seal and the bundle all hash these bytes.
+        return canonical.encode(self.model_dump(mode="json"))
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """pydantic's copy (``update`` is not validated), without the cached canonical bytes of the original."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("_canonical_bytes", None)
+        return copied
 
     def masked(self) -> JSONDict:
         """The public view: :data:`PERSONAL_FIELDS` of this kind masked (``张*``, ``1101**********123X``)."""
@@ -541,5 +588,6 @@ def parse_document(data: Mapping[str, Any] | bytes) -> License:
 
 
 def canonical_bytes(license: License) -> bytes:
-    """The canonical bytes (RFC 8785 subset) of a license: what is committed to and sealed."""
-    return canonical.encode(license.to_canonical_dict())
+    """The canonical bytes (RFC 8785 subset) of a license: what is committed to and sealed (computed once per
+    license object)."""
+    return license._canonical_bytes

@@ -157,6 +157,12 @@ def signed_payload(document: Mapping[str, Any], seal_info: Mapping[str, Any]) ->
     return canonical.encode({"document": document, "seal": seal_info})
 
 
+def _license_payload(license: License, seal_info: Mapping[str, Any]) -> bytes:
+    """:func:`signed_payload` for a license, from its canonical bytes (computed once per license): the canonical
+    encoding of an object is its sorted members' encodings, and ``"document"`` sorts before ``"seal"``."""
+    return b'{"document":' + canonical_bytes(license) + b',"seal":' + canonical.encode(seal_info) + b"}"
+
+
 def seal_document(
     license: License,
     private_key: PrivateKey,
@@ -185,8 +191,7 @@ def seal_document(
         algorithm=ALGORITHM,
         signature=b"\x00",  # placeholder: info() leaves the signature out
     )
-    payload = signed_payload(license.to_canonical_dict(), unsigned.info())
-    signature = private_key.sign(payload, signer_id)
+    signature = private_key.sign(_license_payload(license, unsigned.info()), signer_id)
     return dataclasses.replace(unsigned, signature=signature)
 
 
@@ -209,7 +214,6 @@ def verify_seal(document: License | bytes, seal: Seal, public_key: PublicKey) ->
         license = parse_document(canonical.decode_canonical(bytes(document)))
     else:
         license = document
-    doc = license.to_canonical_dict()
     if isinstance(document, bytes | bytearray) and canonical_bytes(license) != bytes(document):
         raise SealMismatchError("document bytes", bytes(document).hex(), canonical_bytes(license).hex())
     # 4. the seal's issuer is the document's issuer
@@ -218,4 +222,4 @@ def verify_seal(document: License | bytes, seal: Seal, public_key: PublicKey) ->
     if seal.issuer_authority != license.issuer.authority:
         raise SealMismatchError("issuer_authority", seal.issuer_authority, license.issuer.authority)
     # 5. the signature
-    public_key.verify(signed_payload(doc, seal.info()), seal.signature, seal.signer_id.encode("ascii"))
+    public_key.verify(_license_payload(license, seal.info()), seal.signature, seal.signer_id.encode("ascii"))

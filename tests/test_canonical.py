@@ -187,3 +187,52 @@ def test_fast_path_equals_careful_encoder(value: object) -> None:
 def test_astral_keys_sort_by_utf16_code_units() -> None:
     # U+1F600 is D83D DE00 in UTF-16 and sorts before U+FB33; code-point order would put it last.
     assert encode({"\U0001f600": 1, "\ufb33": 2}) == '{"\U0001f600":1,"\ufb33":2}'.encode()
+
+
+def test_integer_of_thousands_of_digits_is_refused_not_crashed_on() -> None:
+    # int() refuses more than 4,300 digits with ValueError; decode must report an EncodingError instead.
+    for digits in (17, 5_000, 100_000):
+        with pytest.raises(EncodingError, match="safe range"):
+            decode(b"[" + b"9" * digits + b"]")
+
+
+def test_nesting_limit_is_exact_on_both_sides() -> None:
+    def nested(levels: int, leaf: Any) -> Any:
+        value = leaf
+        for _ in range(levels):
+            value = [value]
+        return value
+
+    # MAX_DEPTH + 1 containers with nothing deeper: accepted; a value one deeper: refused by the encoder (fast
+    # path and careful encoder alike); one more container: refused by the decoder too.
+    for leaf in ([], {}):
+        ok = nested(MAX_DEPTH, leaf)
+        assert decode(encode(ok)) == ok
+    for leaf in (0, "x", None, [0], {"a": 0}):
+        with pytest.raises(EncodingError, match="nesting"):
+            encode(nested(MAX_DEPTH + 1, leaf))
+    for leaf in ([0], {"a": 0}, [[]]):
+        with pytest.raises(EncodingError, match="nesting"):
+            decode(json.dumps(nested(MAX_DEPTH + 1, leaf)).encode())
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    value = {"a": "[" * 1_000 + "{" * 1_000}
+    assert decode(encode(value)) == value
+
+
+def test_duplicate_keys_are_named_wherever_they_are() -> None:
+    with pytest.raises(EncodingError, match="duplicate object key 'b'"):
+        decode(b'{"a":[{"c":1,"b":2,"b":2}]}')
+
+
+def test_byte_order_mark_is_refused() -> None:
+    with pytest.raises(EncodingError, match="BOM"):
+        decode("\ufeff{}".encode())
+
+
+@pytest.mark.parametrize("value", [{"a": "\U0001f600"}, {"\U0001f600": "x", "\ufb33": "y"}, ["\u00e9", "\ud7ff"]])
+def test_non_ascii_values_take_the_same_bytes_on_both_paths(value: Any) -> None:
+    from core.canonical import _encode_slow
+
+    assert encode(value) == _encode_slow(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -326,3 +327,61 @@ def test_arbitrary_names_round_trip(holder_name: str, institution_name: str, kin
     license = parse_document(doc)
     assert parse_document(canonical_bytes(license)) == license
     assert license.to_canonical_dict() == doc
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("2024-02-29T23:59:59Z", True),
+        ("0001-01-01T00:00:00Z", True),
+        ("2023-02-29T00:00:00Z", False),
+        ("2024-13-01T00:00:00Z", False),
+        ("2024-00-01T00:00:00Z", False),
+        ("2024-01-32T00:00:00Z", False),
+        ("2024-01-01T24:00:00Z", False),
+        ("2024-01-01T23:60:00Z", False),
+        ("2024-01-01T23:59:60Z", False),
+        ("0000-01-01T00:00:00Z", False),
+    ],
+)
+def test_issued_at_is_a_real_instant(value: str, ok: bool) -> None:
+    doc = sample("nurse")
+    doc["issued_at"] = value
+    if ok:
+        issued_at = parse_document(doc).issued_at
+        assert issued_at == datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        # Serialised as strftime always did, including its unpadded years before 1000 on glibc.
+        assert parse_document(doc).to_canonical_dict()["issued_at"] == issued_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        assert errors_of(doc) == {"issued_at": "is not a valid instant"}
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("张\u3000伟", True),  # ideographic space (Zs): not printable, but allowed
+        ("Zoë Ñúñez", True),
+        ("张\u200b伟", False),  # zero-width space (Cf)
+        ("张\u0085伟", False),  # NEXT LINE (Cc)
+        ("张\ue000伟", False),  # private use (Co)
+        ("张\U000e0001伟", False),  # language tag (Cf), outside the BMP
+        ("张\u0378伟", False),  # unassigned (Cn)
+    ],
+)
+def test_text_fields_refuse_control_format_and_unassigned_characters(name: str, ok: bool) -> None:
+    doc = sample("nurse")
+    doc["holder"]["name"] = name
+    if ok:
+        assert parse_document(doc).holder.name == name
+    else:
+        assert errors_of(doc) == {"holder.name": "must not contain control, format or unassigned characters"}
+
+
+def test_canonical_bytes_are_computed_once_and_not_carried_into_changed_copies() -> None:
+    license = parse_document(sample("physician"))
+    first = canonical_bytes(license)
+    assert canonical_bytes(license) is first
+    assert first == canonical.encode(license.to_canonical_dict())
+    other = license.model_copy(update={"version": 2})
+    assert canonical_bytes(other) == canonical.encode(other.to_canonical_dict()) != first
+    assert parse_document(first) == license

@@ -183,7 +183,7 @@ def test_non_canonical_base64_is_refused(license: License) -> None:
     # is not the canonical encoding (RFC 4648 §3.5).
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
     data = text.rstrip("=")
-    flipped = data[:-1] + alphabet[alphabet.index(data[-1]) ^ 1] + text[len(data):]
+    flipped = data[:-1] + alphabet[alphabet.index(data[-1]) ^ 1] + text[len(data) :]
     assert base64.b64decode(flipped) == padded.signature
     with pytest.raises(SealFormatError, match="canonical base64"):
         Seal.from_dict(_seal_dict(padded, signature=flipped))
@@ -202,3 +202,13 @@ def test_custom_signer_id(license: License) -> None:
     seal = seal_document(license, KEY, TIME, signer_id=b"440000-health-commission")
     verify_seal(license, seal, KEY.public_key)
     assert seal.signer_id == "440000-health-commission"
+
+
+@pytest.mark.parametrize("kind", ["physician", "nurse", "institution"])
+def test_payload_from_canonical_bytes_is_the_signed_payload(kind: str) -> None:
+    from core.seal import _license_payload
+
+    for doc in generate(kind, 3, "650000", 7):
+        lic = parse_document(doc)
+        unsigned = seal_document(lic, KEY, TIME)
+        assert _license_payload(lic, unsigned.info()) == signed_payload(doc, unsigned.info())
