@@ -36,6 +36,7 @@ def test_sealer_signs_what_seal_document_signs(node: NodeUnderTest) -> None:
         doc = sealer.validate(canonical.encode(next(synth.generate(kind, 1, "440000", 3))))
         sealed = sealer.seal(doc, 1_700_000_000_000)
         seal = Seal.from_dict(canonical.decode(sealed.columns["seal"]))
+        assert canonical.encode(seal.to_dict()) == sealed.columns["seal"]  # canonical, as core.seal writes it
         assert seal.info() == seal_document(doc, node.ctx.signing_key, 1_700_000_000_000).info()
         verify_seal(sealed.columns["document"], seal, node.ctx.signing_key.public_key)
         assert sealed.columns["document"] == canonical.encode(doc.to_canonical_dict())
