@@ -56,7 +56,7 @@ from core.commitment import COMMITMENT_SIZE, LEAF_TYPE, commitment, leaf_data
 from core.consortium import PROVINCE, MemberRecord, validate_member_name
 from core.errors import DocumentError, FormatError
 from core.hashing import sm3
-from core.licenses import License, canonical_bytes, parse_document
+from core.licenses import License, canonical_bytes, parse_document, parse_license_id
 from core.merkle import leaf_hash
 from core.seal import Seal
 from core.smt import SparseProof
@@ -207,7 +207,12 @@ def _proof(value: object, path: str) -> tuple[bytes, ...]:
         raise InvalidBundleError(path, f"must be an array of hashes, not {_type_name(value)}")
     if len(value) > MAX_PROOF_HASHES:
         raise InvalidBundleError(path, f"has {len(value)} hashes, more than {MAX_PROOF_HASHES}")
-    return tuple(_hash(h, f"{path}[{i}]") for i, h in enumerate(value))
+    for h in value:
+        if type(h) is not str or not _HEX64.fullmatch(h):
+            break
+    else:
+        return tuple(map(bytes.fromhex, value))
+    return tuple(_hash(h, f"{path}[{i}]") for i, h in enumerate(value))  # raises, naming the first bad hash
 
 
 def _sparse_proof(value: object, path: str) -> SparseProof:
@@ -234,11 +239,8 @@ def _license_base(value: object, path: str) -> str:
 
 def _license_id(value: object, path: str) -> LicenseId:
     text = _str(value, path, MAX_LICENSE_ID_LENGTH)
-    cached = _LICENSE_IDS.get(text)
-    if cached is not None:
-        return cached
     try:
-        return _LICENSE_IDS.put(text, LicenseId.parse(text))
+        return parse_license_id(text)  # the document and status record name it again: parsed once per bundle
     except DocumentError as exc:
         raise InvalidBundleError(path, str(exc)) from None
 
@@ -374,11 +376,11 @@ class _Memo(Generic[T]):
 _NOTES: _Memo[tuple[Checkpoint, tuple[Cosignature, ...]]] = _Memo()
 _MEMBERS: _Memo[tuple[MemberRecord | None, SparseProof]] = _Memo()
 _BATCHES: _Memo[BatchRecord] = _Memo()
-_LICENSE_IDS: _Memo[LicenseId] = _Memo()
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
 def _json_key(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _KEY_ENCODER.encode(value)
 
 
 def _note(value: object, path: str) -> tuple[bytes, Checkpoint, tuple[Cosignature, ...]]:

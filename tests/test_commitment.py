@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from core import merkle
+from core import canonical, merkle
 from core.codes import LicenseId
 from core.commitment import (
     COMMITMENT_SIZE,
+    LEAF_TYPE,
     SALT_SIZE,
     CommitmentFormatError,
     CommitmentMismatchError,
@@ -134,3 +135,13 @@ def test_license_leaf_hash_is_the_rfc9162_leaf_hash() -> None:
     leaf = leaf_data(license_id, 1, SALT)
     assert license_leaf_hash(license_id, 1, SALT) == sm3(b"\x00" + leaf)
     assert license_leaf_hash(license_id, 1, SALT, SHA256) == merkle.leaf_hash(leaf, SHA256)
+
+
+@pytest.mark.parametrize("kind", ["physician", "nurse", "institution"])
+def test_leaf_data_is_exactly_the_canonical_encoding_of_the_record(kind: str) -> None:
+    for i, raw in enumerate(generate(kind, 5, "650000", 17)):
+        license_id = parse_document(raw).license_id
+        for version in (1, 9, 10, 999):
+            value = sm3(bytes([i, version % 256]))
+            record = {"commitment": value.hex(), "license": license_id.base, "type": LEAF_TYPE, "version": version}
+            assert leaf_data(license_id.base, version, value) == canonical.encode(record)

@@ -28,7 +28,7 @@ Rules, before any code:
 4. **Equivocation** (:func:`compare_checkpoints`): two checkpoints with the same anchor-log ``tree_size`` and
    different roots, the same height and different bodies, or a log that shrank or a clock that ran back as the
    height grew, cannot both come from one honest ledger: :class:`SplitViewError` holds both.
-5. **Caching.** A :class:`TrustRoot` memoises, keyed by the note's SM3, each checkpoint's verdict (success or
+5. **Caching.** A :class:`TrustRoot` memoises, keyed by the note's exact bytes, each checkpoint's verdict (success or
    failure), and every membership proof that verified, so that many bundles under one checkpoint cost one
    cosignature check in all.
 
@@ -50,7 +50,6 @@ from core import canonical
 from core.checkpoint import Checkpoint, Cosignature, QuorumError, parse_checkpoint, verify_cosignatures
 from core.consortium import Genesis, MemberRecord, default_quorum, member_key
 from core.errors import FormatError, LicledgerError, ProofFormatError, RootMismatchError, VerificationError
-from core.hashing import sm3
 from core.merkle import verify_consistency
 from core.sm2 import PublicKey
 from core.smt import SparseProof, verify_sparse_proof
@@ -251,8 +250,7 @@ class TrustRoot:
         }
 
     def _check(self, note: bytes) -> _CheckpointCheck:
-        digest = sm3(note)
-        cached = self._checks.get(digest)
+        cached = self._checks.get(note)  # keyed by the exact bytes: hashing them for a dict costs less than SM3
         if cached is not None:
             return cached
         checkpoint, cosigs = parse_checkpoint(note)  # the bundle parsed it already; memoised there
@@ -270,12 +268,12 @@ class TrustRoot:
         result = _CheckpointCheck(checkpoint, tuple(cosigs), tuple(verified), error)
         if len(self._checks) >= _CACHE_LIMIT:
             self._checks.clear()
-        self._checks[digest] = result
+        self._checks[bytes(note)] = result
         return result
 
     def verify_checkpoint(self, note: bytes) -> tuple[Checkpoint, tuple[str, ...]]:
         """The checkpoint of a signed note and the members whose cosignatures verified (step 6), memoised by the
-        note's SM3. Raises ``FormatError`` (malformed, or another network's), :class:`QuorumError` or
+        note's bytes. Raises ``FormatError`` (malformed, or another network's), :class:`QuorumError` or
         :class:`SplitViewError` (conflicts with this trust root's checkpoint)."""
         if not isinstance(note, bytes):
             raise TypeError("note must be bytes")
