@@ -95,7 +95,12 @@ def verify() -> None:
 @verify.command("check")
 @click.argument("bundle", required=False, metavar="BUNDLE.json")
 @click.option("--qr", "qr_image", metavar="IMAGE.png", help="A photo or scan of a voucher's QR code.")
-@click.option("--id", "license_id", metavar="LICENSE_ID", help="Fetch and verify this license from the --node URLs.")
+@click.option(
+    "--id",
+    "license_id",
+    metavar="LICENSE_ID",
+    help="Fetch and verify this license from the --node URLs (a node of another province refers to the issuer's).",
+)
 @click.option("--node", "nodes", metavar="URL", multiple=True, help="A provincial node (online mode; repeatable).")
 @click.option("--peer", "peers", metavar="URL", multiple=True, help="A ledger peer (online mode; repeatable).")
 @click.option(

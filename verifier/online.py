@@ -846,4 +846,8 @@ def undecided_verdict(verdict: Verdict, reason: str, detail: str, evidence: dict
 
 
 def _source_named(run: _Run, where: str) -> Source | None:
-    return next((s for s in run.sources if str(s) == where), None)
+    """The source a candidate came from: one given, or a node reached through a referral (``"node URL"``)."""
+    found = next((s for s in run.sources if str(s) == where), None)
+    if found is None and where.startswith("node "):
+        return Source(where.removeprefix("node "), "node", run.timeout)
+    return found

@@ -32,6 +32,7 @@ from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 from onlinekit import KEK, Deployment, Licenses, Proxy, ServedNode, call, free_port, licledger, prepare
 
+from core.checkpoint import parse_checkpoint
 from node.cli import cli
 from verifier.server import ServerConfig, create_app
 from verifier.trust import load_trust_root
@@ -86,6 +87,16 @@ def stale(dep: Deployment, lic: Licenses) -> Stale:
     old = node.wait_proof(license_id)
     node.event(license_id, {"type": "revoke", "reason": "R01"})
     new = node.wait_proof(license_id, status="revoked")
+    # Shanghai's node reads its own member's peer, which may be a block behind Beijing's: wait until it has the
+    # checkpoint that proves the revocation (eventual consistency, not a verification matter)
+    height = parse_checkpoint(json.loads(new)["checkpoint"].encode())[0].height
+    deadline = time.monotonic() + 30
+    while True:
+        status, body = call(dep.nodes["310000"].url + "/v1/ledger/checkpoint")
+        if status == 200 and parse_checkpoint(json.loads(body)["note"].encode())[0].height >= height:
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
     return Stale(license_id, old, new)
 
 
