@@ -143,6 +143,8 @@ def test_verify_id_at_another_provinces_node_is_referred_to_the_issuers_node(
     assert report["result"] == "VALID" and report["verdict"]["facts"]["license_id"] == lic.active
     assert report["bundle_source"] == f"node {bj(dep)}"
     assert any("referred to node " + bj(dep) in n for n in report["notes"]), report["notes"]
+    assert report["trusted_checkpoint"]["advanced"]  # with the members' records from Shanghai's /v1/ledger/members
+    assert not any("member records" in n for n in report["notes"]), report["notes"]
     revoked, report = verify(
         dep, tmp_path / "b.json", "--id", lic.revoked, "--node", sh(dep), "--peer", dep.peer_url("440000")
     )
