@@ -16,6 +16,7 @@ Shanghai's nodes served by uvicorn, each knowing the other through ``LICLEDGER_N
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import subprocess
@@ -28,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import segno
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 from onlinekit import KEK, Deployment, Licenses, Proxy, ServedNode, call, free_port, licledger, prepare
 
+from core.bundle import QrReference
 from core.checkpoint import parse_checkpoint
 from node.cli import cli
 from verifier.server import ServerConfig, create_app
@@ -255,6 +258,7 @@ class Service:
     keys: dict[str, str]
     log: Path
     proc: subprocess.Popen[bytes]
+    state: Path
 
 
 def _key(keys: Path, name: str, role: str = "agency") -> str:
@@ -291,7 +295,7 @@ def service(dep: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 pass
             assert time.monotonic() < deadline, log.read_text(errors="replace")
             time.sleep(0.2)
-        yield Service(url, keys, log, proc)
+        yield Service(url, keys, log, proc, directory / "state.json")
     finally:
         proc.terminate()
         proc.wait(15)
@@ -395,3 +399,21 @@ def test_offline_service_in_process_limits(dep: Deployment, lic: Licenses, tmp_p
         assert client.post("/v1/verify", content=b"{" + b" " * (1024 * 1024), headers=auth).status_code == 413
         limited = client.post("/v1/verify", content=good, headers=auth)
         assert limited.status_code == 429 and limited.headers["Retry-After"]
+
+
+def test_service_reference_qr_code_resolves_through_the_nodes_and_keeps_its_state(
+    service: Service, dep: Deployment, lic: Licenses
+) -> None:
+    bundle = json.loads(dep.nodes["110000"].wait_proof(lic.revoked))
+    ref = QrReference(lic.revoked, "110000", bytes.fromhex(bundle["commitment"]), "http://192.0.2.1:1").to_qr_payload()
+    out = io.BytesIO()
+    segno.make_qr(ref, error="m").save(out, kind="png", scale=8)
+    status, answer = post(service, "/v1/verify/qr", out.getvalue())
+    assert status == 200 and answer["result"] == "REVOKED", answer  # from the configured nodes, not the QR's URL
+    assert answer["qr"]["form"] == "reference"
+    status, health = call(service.url + "/healthz")
+    trusted = json.loads(health)["trusted_checkpoint"]
+    assert status == 200 and trusted["tree_size"] >= 1 and not json.loads(health)["alarm"]
+    saved = json.loads(service.state.read_bytes())  # the advanced trust root, usable by `licledger verify --state`
+    assert saved["format"] == "licledger-verifier-state/1" and saved["checkpoint_seq"] is not None
+    assert call(service.url + "/verify/assets/verify.js")[0] == 200
