@@ -150,3 +150,28 @@ def test_import_on_postgres(pg: NodeUnderTest, tmp_path: Path) -> None:
     again = run_import(pg.ctx, path, chunk_lines=16)
     assert (first.imported, again.imported, again.present) == (60, 60, 0)  # the re-run resumes at the end
     assert pg.count("licenses") == before + 60
+
+
+def test_parallel_import_on_postgres(pg: NodeUnderTest, tmp_path: Path) -> None:
+    docs = physicians(90, seed=906, start=2000) + nurses(60, seed=906, start=2000)
+    path = tmp_path / "pg-parallel.jsonl"
+    path.write_bytes(b"\n".join(canonical.encode(d) for d in docs) + b"\n")
+    before = pg.count("licenses"), pg.count("outbox")
+    result = run_import(pg.ctx, path, chunk_lines=20, workers=2)
+    assert (result.imported, result.present, result.rejected) == (150, 0, 0)
+    assert (pg.count("licenses"), pg.count("outbox")) == (before[0] + 150, before[1] + 150)
+
+
+def test_batch_route_on_postgres(pg: NodeUnderTest) -> None:
+    docs = physicians(40, seed=907, start=3000)
+    h = pg.auth("operator")
+    before = pg.count("licenses")
+    bad = pg.client.post("/v1/licenses/batch", content=canonical.encode({"documents": [*docs, docs[5]]}), headers=h)
+    assert bad.status_code == 422 and "documents[40].license_id" in bad.json()["errors"]
+    assert pg.count("licenses") == before
+    r = pg.client.post("/v1/licenses/batch", content=canonical.encode({"documents": docs}), headers=h)
+    assert r.status_code == 201, r.text
+    assert [x["license_id"] for x in r.json()["licenses"]] == [d["license_id"] for d in docs]
+    assert pg.count("licenses") == before + 40
+    again = pg.client.post("/v1/licenses/batch", content=canonical.encode({"documents": docs[:3]}), headers=h)
+    assert again.status_code == 409
