@@ -103,18 +103,18 @@ def _plain(value: Any, depth: int) -> bool:
     use: dict (string keys), list, tuple, str, int within the safe range, bool, None, nested at most
     :data:`MAX_DEPTH` deep.
 
-    Rejects (so the careful encoder runs and names the problem): floats, big integers, non-string keys, mapping or
-    sequence types other than dict/list/tuple. Two things are left to :func:`encode`, which checks them on the
-    output in C instead of per string here: lone surrogates (strict UTF-8 encoding refuses them) and object keys
-    outside the Basic Multilingual Plane, whose UTF-16 order (RFC 8785 §3.2.3) differs from Python's.
-    Scalars are checked inline, so the recursion visits containers only.
+    Rejects (so the careful encoder runs and names the problem): floats, big integers, non-string keys, object keys
+    outside the Basic Multilingual Plane (their UTF-16 order, RFC 8785 §3.2.3, differs from Python's), mapping or
+    sequence types other than dict/list/tuple. Lone surrogates are left to :func:`encode`, whose strict UTF-8
+    encoding of the output refuses them, so strings are not searched here. Scalars are checked inline, so the
+    recursion visits containers only.
     """
     kind = type(value)
     if kind is dict:
         if depth >= MAX_DEPTH:  # its items would be deeper than MAX_DEPTH
             return depth == MAX_DEPTH and not value
         for key, item in value.items():
-            if type(key) is not str:
+            if type(key) is not str or (not key.isascii() and _ASTRAL.search(key)):
                 return False
             t = type(item)
             if t is str or t is bool or item is None:
@@ -147,6 +147,9 @@ def _plain(value: Any, depth: int) -> bool:
     return False
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
 def encode(value: Any) -> bytes:
     """The canonical (RFC 8785 subset) UTF-8 bytes of ``value``.
 
@@ -154,17 +157,12 @@ def encode(value: Any) -> bytes:
     """
     if _plain(value, 0):
         # For these values json.dumps emits exactly the RFC 8785 form: code-point key order equals UTF-16 order
-        # within the BMP, its string escapes are JSON.stringify's, and integers print as digits. Text with a
-        # character outside the BMP (possibly in a key) or a lone surrogate (refused by UTF-8) goes to the careful
-        # encoder, which sorts by UTF-16 and names the bad string.
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-        if text.isascii():
-            return text.encode("ascii")
-        if _ASTRAL.search(text) is None:
-            try:
-                return text.encode("utf-8")
-            except UnicodeEncodeError:
-                pass
+        # within the BMP, its string escapes are JSON.stringify's, and integers print as digits. A lone surrogate
+        # (refused by strict UTF-8) goes to the careful encoder, which names the bad string.
+        try:
+            return _JSON.encode(value).encode("utf-8")
+        except UnicodeEncodeError:
+            pass
     out: list[str] = []
     _encode(value, out, 0, "$")
     return "".join(out).encode("utf-8")
