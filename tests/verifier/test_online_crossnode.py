@@ -417,3 +417,32 @@ def test_service_reference_qr_code_resolves_through_the_nodes_and_keeps_its_stat
     saved = json.loads(service.state.read_bytes())  # the advanced trust root, usable by `licledger verify --state`
     assert saved["format"] == "licledger-verifier-state/1" and saved["checkpoint_seq"] is not None
     assert call(service.url + "/verify/assets/verify.js")[0] == 200
+
+
+def test_service_with_a_lying_node_raises_the_alarm_and_keeps_its_trust_root(
+    dep: Deployment, lic: Licenses, tmp_path: Path
+) -> None:
+    status, body = call(sh(dep) + "/v1/ledger/checkpoint")
+    assert status == 200
+    real = json.loads(body)
+    forged = dep.forged_conflict(real["note"].encode()).decode()
+
+    def equivocate(path: str, status: int, body: bytes) -> tuple[int, bytes]:
+        return 200, json.dumps({**real, "note": forged}).encode()
+
+    keys_file = tmp_path / "keys.json"
+    key = _key(keys_file, "agency")
+    root = load_trust_root(dep.network_json.read_bytes())
+    good = dep.nodes["110000"].wait_proof(lic.active)
+    with Proxy(sh(dep), {"/v1/ledger/checkpoint": equivocate}) as liar:
+        config = ServerConfig(
+            trust_root=root, keys_path=keys_file, nodes=(bj(dep), liar.url), refresh_s=0, state_path=tmp_path / "s"
+        )
+        with TestClient(create_app(config)) as client:
+            answer = client.post("/v1/verify", content=good, headers={"Authorization": f"Bearer {key}"})
+            health = client.get("/healthz").json()
+            alarm = client.app.state.service.trust.alarm  # type: ignore[attr-defined]
+    assert answer.status_code == 200 and answer.json()["result"] == "VALID"  # judged under the pinned root
+    assert health["alarm"] is True and health["trusted_checkpoint"]["tree_size"] is None  # nothing advanced
+    assert forged in [cp["note"] for cp in alarm["checkpoints"]]
+    assert not (tmp_path / "s").exists()
