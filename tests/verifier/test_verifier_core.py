@@ -464,6 +464,17 @@ def test_garbage_is_an_invalid_verdict_at_step_1(data: bytes) -> None:
     assert_fails(verify(data), 1, "MALFORMED_BUNDLE")
 
 
+def test_integer_of_thousands_of_digits_is_an_invalid_verdict_not_a_crash() -> None:
+    # int() raises ValueError beyond 4,300 digits; it used to escape verify_bundle.
+    s = scenario()
+    for field in (b'"leaf_index":', b'"log_index":'):
+        data = s.world.bundle(s.active, s.seq).to_json()
+        head, tail = data.split(field, 1)
+        digits = tail[: len(tail) - len(tail.lstrip(b"0123456789"))]
+        mutated = head + field + b"9" * 5_000 + tail[len(digits) :]
+        assert_fails(verify(mutated), 1, "MALFORMED_BUNDLE")
+
+
 def test_cosignature_check_is_cached_per_note() -> None:
     s = scenario()
     root = s.world.trust_root()
