@@ -49,7 +49,7 @@ verified checkpoint; never the keys the checkpoint under test proves for itself)
 UNDECIDED verdict whose failing step carries the evidence. Caller misuse (wrong types, negative times, an
 unparsable ``expected_license_id``) raises ``ValueError``/``TypeError``.
 
-**Cost.** The trust root memoises each checkpoint's cosignature check (keyed by the note's SM3) and the issuer's
+**Cost.** The trust root memoises each checkpoint's cosignature check (keyed by the note's bytes) and the issuer's
 membership proof, and :mod:`core.bundle` memoises parsing the parts bundles share, so verifying many bundles
 under one checkpoint costs one SM2 verification each (the seal's) plus hashing and parsing.
 """
