@@ -23,7 +23,6 @@ Rules:
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -305,6 +304,9 @@ class InstitutionPractice(_Model):
 # --- license kinds --------------------------------------------------------------------------------
 
 
+_CANONICAL_BYTES = "_canonical_bytes_cache"
+
+
 class _License(_Model):
     """The envelope common to all kinds."""
 
@@ -347,15 +349,19 @@ class _License(_Model):
         """The document as a JSON object of canonical values (strings, integers, lists, objects)."""
         return self.model_dump(mode="json")
 
-    @functools.cached_property
     def _canonical_bytes(self) -> bytes:
-        # Computed once per (immutable) document: the commitment, the seal and the bundle all hash these bytes.
-        return canonical.encode(self.model_dump(mode="json"))
+        # Computed once per (immutable) document, since the commitment and the seal payload both need them. Kept
+        # in the instance __dict__ under a private name, which pydantic's dump, iteration, repr, hash and equality
+        # leave out (functools.cached_property would do the same, but on 3.11 it holds one lock for all instances).
+        cached: bytes | None = self.__dict__.get(_CANONICAL_BYTES)
+        if cached is None:
+            cached = self.__dict__[_CANONICAL_BYTES] = canonical.encode(self.model_dump(mode="json"))
+        return cached
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """pydantic's copy (``update`` is not validated), without the cached canonical bytes of the original."""
         copied = super().model_copy(update=update, deep=deep)
-        copied.__dict__.pop("_canonical_bytes", None)
+        copied.__dict__.pop(_CANONICAL_BYTES, None)
         return copied
 
     def masked(self) -> JSONDict:
@@ -590,4 +596,4 @@ def parse_document(data: Mapping[str, Any] | bytes) -> License:
 def canonical_bytes(license: License) -> bytes:
     """The canonical bytes (RFC 8785 subset) of a license: what is committed to and sealed (computed once per
     license object)."""
-    return license._canonical_bytes
+    return license._canonical_bytes()
