@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from core import merkle
+from node import bulk
 from node.db.models import (
     AnchorBatch,
     AnchorReceipt,
@@ -55,12 +56,6 @@ from node.errors import ConflictError, NotFoundError
 
 _OUTBOX = cast(sa.Table, Outbox.__table__)
 _RECEIPTS = cast(sa.Table, AnchorReceipt.__table__)
-_BATCH_UPDATE_QMARK = (
-    "UPDATE outbox SET state = 'batched', batch_seq = ?, leaf_index = ?, tx_id = ?, batched_ms = ? "
-    "WHERE id = ? AND state = 'pending'"
-)
-_BATCH_UPDATE_FORMAT = _BATCH_UPDATE_QMARK.replace("?", "%s")
-"""``record_batch``'s move of one entry, for the driver's executemany (SQLite's ``?``, psycopg's ``%s``)."""
 ID_CHUNK = 500
 """Ids per ``IN (...)`` list: well under SQLite's bound-parameter limit (999 before 3.32)."""
 
@@ -234,8 +229,9 @@ def record_batch(
     is not the RFC 9162 root of the entries' leaf hashes.
 
     Set-based: the entries and their leaf hashes come from one ``SELECT ... FOR UPDATE`` per
-    :data:`ID_CHUNK` ids, and the entries move to ``batched`` in one executemany ``UPDATE`` that only
-    touches rows still ``pending`` (its row count is checked where the driver reports it).
+    :data:`ID_CHUNK` ids, and the entries move to ``batched`` in one ``UPDATE ... FROM unnest(...)`` on
+    PostgreSQL (the driver's executemany on SQLite, :func:`node.bulk.update_by_id`) that only touches rows
+    still ``pending`` (its row count is checked where the driver reports it).
     """
     existing = session.get(AnchorBatch, batch_seq)
     if existing is not None:
@@ -280,15 +276,15 @@ def record_batch(
     )
     session.add(batch)
     session.flush()
-    connection = session.connection()
-    dialect = connection.dialect
-    # The driver's executemany directly: a batch is ~1,000 rows of five plain values, and SQLAlchemy's
-    # per-row parameter processing cost as much as the UPDATEs themselves.
-    moved = connection.exec_driver_sql(
-        _BATCH_UPDATE_QMARK if dialect.paramstyle == "qmark" else _BATCH_UPDATE_FORMAT,
-        [(batch_seq, index, tx_id, now_ms, oid) for index, oid in enumerate(outbox_ids)],
+    moved = bulk.update_by_id(
+        session,
+        _OUTBOX,
+        {"state": "batched", "batch_seq": batch_seq, "tx_id": tx_id, "batched_ms": now_ms},
+        {"leaf_index": range(len(outbox_ids))},
+        outbox_ids,
+        where={"state": "pending"},
     )
-    if dialect.supports_sane_multi_rowcount and _rowcount(moved) != len(outbox_ids):
+    if moved not in (-1, len(outbox_ids)):
         raise ConflictError("outbox entries left pending under the lock", current=None, requested=str(batch_seq))
     _expire_outbox(session)
     return batch

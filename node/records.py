@@ -35,7 +35,7 @@ from core.licenses import (
     parse_document,
 )
 from core.transactions import NEW_VERSION
-from node import audit, lifecycle, outbox
+from node import audit, bulk, lifecycle, outbox
 from node.access import Principal
 from node.context import NodeContext
 from node.db.models import AuditEntry, HolderToken, LicenseEvent, LicenseInstitution, LicenseVersion, Outbox
@@ -206,17 +206,6 @@ def issue_batch(
     return store_sealed(session, node, sealed, req)
 
 
-def _insert_returning_ids(session: Session, table: sa.Table, rows: list[dict[str, Any]], key: str) -> list[int]:
-    """One executemany INSERT, sent as multi-row ``INSERT ... VALUES ... RETURNING id, <key>`` statements; the ids
-    in the order of ``rows``, matched on the unique column ``key`` (``RETURNING`` order is not guaranteed, and
-    asking SQLAlchemy to sort makes it send one row per statement on SQLite)."""
-    result = session.execute(sa.insert(table).returning(table.c.id, table.c[key]), rows).all()
-    ids = {k: i for i, k in result}
-    if len(ids) != len(rows):
-        raise AssertionError(f"{table.name}: {len(rows)} rows inserted, {len(ids)} ids returned")
-    return [ids[row[key]] for row in rows]
-
-
 def store_many(
     session: Session,
     node: NodeContext,
@@ -252,7 +241,7 @@ def store_sealed(
     if not sealed:
         return []
     now = req.now_ms
-    license_ids = _insert_returning_ids(
+    license_ids = bulk.insert(
         session,
         _LICENSES,
         [
@@ -268,33 +257,35 @@ def store_sealed(
             }
             for item in sealed
         ],
-        "base_id",
+        key="base_id",
     )
     event = _event_values("issue", reason, 0, "active", req)
-    event_ids = _insert_returning_ids(
+    event_ids = bulk.insert(
         session,
         _EVENTS,
         [{**event, "license_id": lid, "version": item.version} for item, lid in zip(sealed, license_ids, strict=True)],
-        "license_id",
+        key="license_id",
     )
-    version_ids = _insert_returning_ids(
+    version_ids = bulk.insert(
         session,
         _VERSIONS,
         [
             {"license_id": lid, "event_id": eid, **item.columns}
             for item, lid, eid in zip(sealed, license_ids, event_ids, strict=True)
         ],
-        "license_id",
+        key="license_id",
     )
-    session.execute(
-        sa.insert(_OUTBOX),
+    bulk.insert(
+        session,
+        _OUTBOX,
         [
             outbox.leaf_values(item.base_id, item.version, lid, vid, eid, now)
             for item, lid, vid, eid in zip(sealed, license_ids, version_ids, event_ids, strict=True)
         ],
     )
-    session.execute(
-        sa.insert(_INSTITUTIONS),
+    bulk.insert(
+        session,
+        _INSTITUTIONS,
         [
             {"license_id": lid, "uscc": uscc, "relation": relation}
             for item, lid in zip(sealed, license_ids, strict=True)
@@ -312,12 +303,13 @@ def store_sealed(
         else:
             tokens.append(None)
     if token_rows:
-        session.execute(sa.insert(_HOLDER_TOKENS), token_rows)
+        bulk.insert(session, _HOLDER_TOKENS, token_rows)
     if audit_entry:
         # The values are identifiers by construction (GB/T 36904 base ids, the kind enum, version numbers), the
         # same entry node.audit.record writes for one license (checked by the tests), without an ORM object.
-        session.execute(
-            sa.insert(_AUDIT),
+        bulk.insert(
+            session,
+            _AUDIT,
             [
                 {
                     "occurred_ms": now,
