@@ -2,8 +2,10 @@
 
 Usage: ``python3 bench/bench_node.py [--count N] [--api N] [--no-postgres]``. Every figure is measured in this
 run; ``*_vs_sm2_sign`` divides by the raw SM2 signing rate (``PrivateKey.sign`` over a seal payload of the
-same size) measured moments before, the bound every issued license pays once (each is sealed). Anchoring is
-not included here: the anchoring worker is the next step (issue 4, second half).
+same size) measured moments before, the bound every issued license pays once (each is sealed). Import runs in
+one process and with ``--workers N`` sealing processes (default: the CPUs); API issuing one license a request
+and ``POST /v1/licenses/batch`` (sealed in the request's thread). Anchoring is not included here: end to end with
+anchoring is ``bench/bench_anchor.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from node.cli import cli
 from node.context import open_node
 from node.importer import run_import
 from node.main import create_app
+from node.records import MAX_BATCH
+from node.sealing import default_workers
 from node.settings import load_settings
 
 KEK = "00112233445566778899aabbccddeeff"
@@ -52,7 +56,9 @@ def _node(directory: Path, url: str | None) -> str:
     return next(line for line in result.stdout.splitlines() if line.startswith("llk_"))
 
 
-def _bench(name: str, url: str | None, count: int, api: int, sign: float, results: dict[str, float]) -> None:
+def _bench(
+    name: str, url: str | None, count: int, api: int, sign: float, workers: int, results: dict[str, float]
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "node"
         operator = _node(directory, url)
@@ -64,8 +70,17 @@ def _bench(name: str, url: str | None, count: int, api: int, sign: float, result
             start = time.perf_counter()
             result = run_import(ctx, path, chunk_lines=500)
             rate = result.imported / (time.perf_counter() - start)
-            results[f"{name}: import, licenses/s ({count:,})"] = rate
-            results[f"{name}: import_vs_sm2_sign"] = rate / sign
+            results[f"{name}: import, 1 process, licenses/s ({count:,})"] = rate
+            results[f"{name}: import_vs_sm2_sign, 1 process"] = rate / sign
+            more = synth.generate("physician", count, "440000", 5, start=count)
+            path.write_bytes(b"\n".join(canonical.encode(d) for d in more) + b"\n")
+            start = time.perf_counter()  # includes starting the workers
+            result = run_import(ctx, path, chunk_lines=500, workers=workers)
+            rate = result.imported / (time.perf_counter() - start)
+            results[f"{name}: import, {workers} sealing workers (their start-up included), licenses/s ({count:,})"] = (
+                rate
+            )
+            results[f"{name}: import_vs_sm2_sign, {workers} sealing workers (can exceed 1.0)"] = rate / sign
             client = TestClient(create_app(ctx))
             fresh = list(synth.generate("nurse", api, "440000", 6))
             headers = {"Authorization": f"Bearer {operator}"}
@@ -76,23 +91,35 @@ def _bench(name: str, url: str | None, count: int, api: int, sign: float, result
             rate = api / (time.perf_counter() - start)
             results[f"{name}: POST /v1/licenses, licenses/s ({api:,}, one client)"] = rate
             results[f"{name}: api_vs_sm2_sign"] = rate / sign
+            batch = [canonical_bytes(parse_document(d)) for d in synth.generate("nurse", count, "440000", 6, start=api)]
+            start = time.perf_counter()
+            for i in range(0, count, MAX_BATCH):
+                body = b'{"documents":[' + b",".join(batch[i : i + MAX_BATCH]) + b"]}"
+                response = client.post("/v1/licenses/batch", content=body, headers=headers)
+                assert response.status_code == 201, response.text
+            rate = count / (time.perf_counter() - start)
+            results[f"{name}: POST /v1/licenses/batch ({MAX_BATCH} a request), licenses/s ({count:,})"] = rate
+            results[f"{name}: batch_api_vs_sm2_sign"] = rate / sign
         finally:
             ctx.close()
 
 
-def run(count: int = 5000, api: int = 500, postgres: bool = True) -> dict[str, float]:
+def run(count: int = 5000, api: int = 500, postgres: bool = True, workers: int | None = None) -> dict[str, float]:
     os.environ["LICLEDGER_KEK"] = KEK
-    results: dict[str, float] = {}
+    workers = default_workers() if workers is None else workers
+    results: dict[str, float] = {"CPU cores (os.cpu_count; shared with other work)": float(os.cpu_count() or 1)}
     sign = _sign_rate(2000)
     results["raw SM2 sign/s"] = sign
-    _bench("sqlite", None, count, api, sign, results)
+    _bench("sqlite", None, count, api, sign, workers, results)
     if postgres:
         name = f"licledger_bench_{secrets.token_hex(4)}"
         admin = "postgresql://postgres@127.0.0.1:5432/test"
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
-            _bench("postgres", f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", count, api, sign, results)
+            _bench(
+                "postgres", f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", count, api, sign, workers, results
+            )
         finally:
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -104,9 +131,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--api", type=int, default=500)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--workers", type=int, default=None, help="sealing worker processes (default: CPUs)")
     args = parser.parse_args()
-    for name, value in run(args.count, args.api, not args.no_postgres).items():
-        print(f"{name:60} {value:12,.2f}")
+    for name, value in run(args.count, args.api, not args.no_postgres, args.workers).items():
+        print(f"{name:80} {value:12,.2f}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core import canonical
 from core.commitment import commitment, license_leaf_hash, new_salt
@@ -43,8 +43,10 @@ from core.keystore import decrypt_private_key
 from core.licenses import InstitutionLicense, License, NurseLicense, PhysicianLicense, canonical_bytes, parse_document
 from core.seal import ALGORITHM, Seal
 from core.sm2 import DEFAULT_SIGNER_ID, PrivateKey
-from node.context import NodeContext
 from node.tokens import NodeSecrets, load_secret_file
+
+if TYPE_CHECKING:  # a worker process needs no database, ledger client or migrations: it starts faster without
+    from node.context import NodeContext
 
 T = TypeVar("T")
 
