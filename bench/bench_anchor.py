@@ -16,6 +16,9 @@ member per database (`node init --network-dir`), and measures, all in this run:
   default: the number of CPUs, started before the clock) sealing the next chunks while this process stores; the
   second ratio is against one core's SM2 rate, so it can exceed 1.0. The modes alternate ``--repeat`` times
   (default 2) and each ratio is reported per run and as min/max. The number of cores is printed;
+* the CPU time per license of this process and of the workers (not the ledger's peers nor PostgreSQL's server)
+  against the CPU time of one raw signature: on a shared machine the wall-clock ratio depends on what else runs,
+  the CPU ratio much less;
 * the same steps measured alone over the same documents (validation, seal, store, anchoring), to show where the
   time goes;
 * proof bundles: bytes (public view and full disclosure) and bundles/s (``ProofService.bundle``, ledger queries over
@@ -66,13 +69,28 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def _sign_rate(count: int) -> float:
+    return _sign(count)[0]
+
+
+def _sign(count: int) -> tuple[float, float]:
+    """Raw SM2 signatures per second (wall clock) and CPU microseconds per signature (this thread's CPU time:
+    what a signature costs, whatever else the shared machine runs)."""
     key = PrivateKey.generate()
     doc = parse_document(next(synth.generate("physician", 1, MEMBER, 1)))
     payload = signed_payload(doc.to_canonical_dict(), {"pad": "x" * 200})
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.thread_time()
     for _ in range(count):
         key.sign(payload)
-    return count / (time.perf_counter() - start)
+    return count / (time.perf_counter() - start), (time.thread_time() - cpu) / count * 1e6
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _documents(member: str, count: int, uscc: str, start: int) -> list[bytes]:
@@ -116,9 +134,16 @@ def _pending(ctx: NodeContext) -> int:
     return counts.get("leaf:pending", 0) + counts.get("leaf:batched", 0)
 
 
-def _end_to_end(ctx: NodeContext, lines: list[bytes], pool: SealingPool | None = None) -> tuple[float, float]:
-    """Licenses per second from the first line to the last receipt, and the share of that time spent until the
-    last chunk was stored (the rest is the anchoring worker catching up)."""
+def _end_to_end(
+    ctx: NodeContext, lines: list[bytes], pool: SealingPool | None = None
+) -> tuple[float, float, float, float]:
+    """Licenses per second from the first line to the last receipt, the share of that time spent until the
+    last chunk was stored (the rest is the anchoring worker catching up), and the CPU microseconds per license
+    of this process (all its threads) and the sealing workers (not the ledger's peers nor PostgreSQL's server), and
+    of this process alone."""
+    pids = pool.worker_pids() if pool is not None else []
+    own_before = time.process_time()
+    cpu_before = own_before + sum(_cpu_s(p) for p in pids)
     worker = AnchorWorker(ctx)
     stop = threading.Event()
     errors: list[str] = []
@@ -143,7 +168,9 @@ def _end_to_end(ctx: NodeContext, lines: list[bytes], pool: SealingPool | None =
     stop.set()
     thread.join()
     assert not errors, errors
-    return len(lines) / elapsed, stored / elapsed
+    own = time.process_time() - own_before
+    cpu = own_before + own + sum(_cpu_s(p) for p in pids) - cpu_before
+    return len(lines) / elapsed, stored / elapsed, cpu / len(lines) * 1e6, own / len(lines) * 1e6
 
 
 def _phases(ctx: NodeContext, lines: list[bytes], results: dict[str, float], name: str) -> None:
@@ -237,15 +264,23 @@ def _bench(
                 for r in range(repeat):  # the modes alternate, so both see the same moods of the shared machine
                     for m, (label, with_pool) in enumerate(modes):
                         # the SM2 rate is measured right before and after each run, the ratio uses their mean
-                        before = _sign_rate(2000)
+                        before, sign_cpu = _sign(2000)
                         lines = _documents(member, count, uscc, (3 + 2 * r + m) * count)
-                        rate, stored = _end_to_end(ctx, lines, with_pool)
-                        sign = (before + _sign_rate(2000)) / 2
+                        rate, stored, cpu, own = _end_to_end(ctx, lines, with_pool)
+                        after, sign_cpu_after = _sign(2000)
+                        sign = (before + after) / 2
                         ratios[label].append(rate / sign)
                         tag = f"{name}: run {r + 1}, {label}"
                         out[f"{tag}: raw SM2 sign/s (mean of before and after)"] = sign
                         out[f"{tag}: end to end, licenses/s ({count:,} validated, sealed, stored, anchored)"] = rate
                         out[f"{tag}: share of the time until the last chunk was stored"] = stored
+                        out[f"{tag}: CPU us per license (this process + sealing workers)"] = cpu
+                        out[f"{tag}: CPU us per license, of which this process (storing, anchoring)"] = own
+                        out[f"{tag}: CPU us per raw SM2 signature"] = (sign_cpu + sign_cpu_after) / 2
+                        out[f"{tag}: CPU per SM2 signature / CPU per license (the ratio on 1 dedicated core)"] = (
+                            (sign_cpu + sign_cpu_after) / 2 / cpu
+                        )
+                        out[f"{tag}: end_to_end_vs_sm2_sign"] = rate / sign
                 for label, with_pool in modes:
                     note = "" if with_pool is None else " (vs one core's SM2 rate: can exceed 1.0)"
                     values = sorted(ratios[label])

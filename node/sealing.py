@@ -313,6 +313,10 @@ class SealingPool:
                 ),
             )
 
+    def worker_pids(self) -> list[int]:
+        """The worker processes' ids (for monitoring and benchmarks); empty when sealing in this process."""
+        return [] if self._pool is None else [p.pid for p in self._pool._processes.values() if p.pid is not None]
+
     def __enter__(self) -> SealingPool:
         return self
 
