@@ -3,9 +3,11 @@
 * ``init --dir DIR``: settings file, database schema (``alembic upgrade head``), the province's SM2 signing
   key SM4-encrypted under ``LICLEDGER_KEK`` (:mod:`core.keystore`), the node secret, and a first operator API
   key, printed once.
-* ``serve``: the HTTP API under uvicorn (migrates first).
+* ``serve [--seal-workers N]``: the HTTP API under uvicorn (migrates first); the batch route's sealing in N
+  worker processes (:mod:`node.sealing`).
 * ``apikey create|list|revoke``: API keys, stored hashed.
-* ``import FILE``: resumable bulk import of JSON lines (:mod:`node.importer`).
+* ``import FILE [--workers N]``: resumable bulk import of JSON lines (:mod:`node.importer`), sealed by N worker
+  processes (default: the CPUs) while this one stores.
 * ``init --network-dir NET [--member CODE]`` joins the node to a ledger network's province member: the member's
   SM2 key (``NET/keys/<member>.key``, under the network's KEK) becomes the node's signing key, re-encrypted under
   ``LICLEDGER_KEK``, so seals verify against the membership; the peers' URLs and the network id go to ``node.env``.
