@@ -39,8 +39,8 @@ and returns the writes (``None`` = delete) for the caller to apply.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.errors import FormatError, ProofFormatError, RootMismatchError
@@ -160,30 +160,46 @@ def _shortcut_hash(h: HashFunction, key: bytes, value_hash: bytes, depth: int) -
     return x
 
 
+def _set_bit_depths(bits: int) -> tuple[int, ...]:
+    """The depths flagged in a bitmap integer, ascending: bit ``DEPTH - d`` (counting from the least significant
+    bit) flags depth ``d``. Only the set bits are visited: the highest one is the shallowest depth."""
+    depths = []
+    while bits:
+        top = bits.bit_length()  # the highest set bit is bit top - 1, i.e. depth DEPTH + 1 - top
+        depths.append(DEPTH + 1 - top)
+        bits ^= 1 << (top - 1)
+    return tuple(depths)
+
+
 # --- proofs ---
 
 
 @dataclass(frozen=True, slots=True)
 class SparseProof:
     """A compressed sparse Merkle proof: ``bitmap`` (32 bytes; bit ``i`` MSB-first set iff the sibling at
-    depth ``i + 1`` is non-default) and the non-default ``siblings``, ordered root side first."""
+    depth ``i + 1`` is non-default) and the non-default ``siblings``, ordered root side first.
+
+    The sibling depths are read off the bitmap once, when the proof is made (only its set bits are visited), and
+    kept with it: parsing and verifying a proof both need them.
+    """
 
     bitmap: bytes
     siblings: tuple[bytes, ...]
+    _depths: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.bitmap, bytes) or len(self.bitmap) != KEY_SIZE:
             raise ProofFormatError(f"sparse proof bitmap must be {KEY_SIZE} bytes")
         if not isinstance(self.siblings, tuple) or not all(isinstance(s, bytes) for s in self.siblings):
             raise TypeError("sparse proof siblings must be a tuple of bytes")
-        count = int.from_bytes(self.bitmap, "big").bit_count()
-        if count != len(self.siblings):
-            raise ProofFormatError(f"sparse proof bitmap flags {count} siblings but {len(self.siblings)} given")
+        depths = _set_bit_depths(int.from_bytes(self.bitmap, "big"))
+        if len(depths) != len(self.siblings):
+            raise ProofFormatError(f"sparse proof bitmap flags {len(depths)} siblings but {len(self.siblings)} given")
+        object.__setattr__(self, "_depths", depths)
 
     def sibling_depths(self) -> list[int]:
         """The depths (1..256) of the listed siblings, in order."""
-        bits = int.from_bytes(self.bitmap, "big")
-        return [i + 1 for i in range(DEPTH) if (bits >> (DEPTH - 1 - i)) & 1]
+        return list(self._depths)
 
     def to_dict(self, h: HashFunction = SM3) -> dict[str, Any]:
         """``{"hash": name, "bitmap": hex, "siblings": [hex, ...]}``, ready for ``core.canonical.encode``."""
@@ -212,12 +228,13 @@ class SparseProof:
         return proof
 
 
-def _check_siblings(proof: SparseProof, h: HashFunction) -> list[int]:
+def _check_siblings(proof: SparseProof, h: HashFunction) -> tuple[int, ...]:
     defaults = default_hashes(h)
-    depths = proof.sibling_depths()
+    depths = proof._depths
+    size = h.digest_size
     for depth, sibling in zip(depths, proof.siblings, strict=True):
-        if len(sibling) != h.digest_size:
-            raise ProofFormatError(f"sibling at depth {depth} is {len(sibling)} bytes, not {h.digest_size}")
+        if len(sibling) != size:
+            raise ProofFormatError(f"sibling at depth {depth} is {len(sibling)} bytes, not {size}")
         if sibling == defaults[depth]:
             raise ProofFormatError(f"sibling at depth {depth} is the default hash and must be omitted")
     return depths
@@ -230,6 +247,12 @@ def verify_sparse_proof(
 
     Returns ``None`` on success; raises :class:`ProofFormatError` on wrong shapes (hash lengths, a listed
     default sibling) and :class:`RootMismatchError` if the proof leads to another root.
+
+    From the leaf up, every level is ``H(0x01 || left || right)``, the sibling being the listed one or the
+    default hash. One shortcut, exact rather than an assumption: where the running hash ``x`` is the default hash
+    of its depth and the sibling is default too, the parent is by definition the default hash one level up
+    (``D[d-1] = H(0x01 || D[d] || D[d])``), so a run of such levels is skipped to the next listed sibling. Where
+    ``x`` is not default every level is hashed, default sibling or not.
     """
     _check_key(key)
     if not isinstance(proof, SparseProof):
@@ -243,20 +266,30 @@ def verify_sparse_proof(
         if not isinstance(value_hash, bytes) or len(value_hash) != h.digest_size:
             raise ProofFormatError(f"value hash must be {h.digest_size} bytes")
         x = h.digest(LEAF_PREFIX + key + value_hash)
-    siblings = dict(zip(_check_siblings(proof, h), proof.siblings, strict=True))
+    depths = _check_siblings(proof, h)
     digest = h.digest
     path = int.from_bytes(key, "big")  # bit d of the key is bit 255 - d of this integer
-    for depth in range(DEPTH, 0, -1):
-        sibling = siblings.get(depth)
-        if sibling is None:
-            if x == defaults[depth]:  # both children empty: the parent is the default, no hashing needed
-                x = defaults[depth - 1]
-                continue
-            sibling = defaults[depth]
-        right = (path >> (DEPTH - depth)) & 1
-        x = digest(NODE_PREFIX + sibling + x) if right else digest(NODE_PREFIX + x + sibling)
+    depth = DEPTH  # the depth of x
+    for listed, sibling in zip(reversed(depths), reversed(proof.siblings), strict=True):
+        x = _up_defaults(x, path, depth, listed, defaults, digest)
+        x = digest(NODE_PREFIX + sibling + x) if (path >> (DEPTH - listed)) & 1 else digest(NODE_PREFIX + x + sibling)
+        depth = listed - 1
+    x = _up_defaults(x, path, depth, 0, defaults, digest)
     if x != root_hash:
         raise RootMismatchError(root_hash, x, what="sparse Merkle root")
+
+
+def _up_defaults(
+    x: bytes, path: int, depth: int, stop: int, defaults: tuple[bytes, ...], digest: Callable[[bytes], bytes]
+) -> bytes:
+    """From ``x`` at ``depth`` up to depth ``stop`` through levels whose siblings are all default."""
+    while depth > stop:
+        if x == defaults[depth]:  # both children empty from here up to stop: no hashing needed
+            return defaults[stop]
+        sibling = defaults[depth]
+        x = digest(NODE_PREFIX + sibling + x) if (path >> (DEPTH - depth)) & 1 else digest(NODE_PREFIX + x + sibling)
+        depth -= 1
+    return x
 
 
 def _check_key(key: object) -> None:

@@ -358,3 +358,63 @@ def test_misuse() -> None:
         NodeId(3, b"\xff")
     with pytest.raises(ValueError):
         SparseMerkleTree({}).nodes()
+
+
+# --- the verifier's shortcuts against the plain 256-level walk ---
+
+
+def reference_proof_root(key_: bytes, value_hash: bytes | None, proof: SparseProof, h: HashFunction = SM3) -> bytes:
+    """Every level hashed (no skipped runs), the depths read bit by bit: what the proof's root must be."""
+    defaults = default_hashes(h)
+    bits = int.from_bytes(proof.bitmap, "big")
+    depths = [i + 1 for i in range(DEPTH) if (bits >> (DEPTH - 1 - i)) & 1]
+    listed = dict(zip(depths, proof.siblings, strict=True))
+    x = defaults[DEPTH] if value_hash is None else h.digest(b"\x00" + key_ + value_hash)
+    for depth in range(DEPTH, 0, -1):
+        sibling = listed.get(depth, defaults[depth])
+        x = h.digest(b"\x01" + sibling + x) if bit(key_, depth - 1) else h.digest(b"\x01" + x + sibling)
+    return x
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**256 - 1), st.integers(0, 40))
+def test_sibling_depths_are_the_set_bits_root_side_first(bits: int, extra: int) -> None:
+    count = bits.bit_count()
+    proof = SparseProof(bits.to_bytes(32, "big"), tuple(bytes([extra]) * 32 for _ in range(count)))
+    assert proof.sibling_depths() == [i + 1 for i in range(DEPTH) if (bits >> (DEPTH - 1 - i)) & 1]
+
+
+@pytest.mark.parametrize("h", [SM3, SHA256])
+def test_verification_agrees_with_hashing_every_level(h: HashFunction) -> None:
+    """Members, non-members, leaves deep and shallow, and proofs with a sibling moved, dropped or altered: the
+    shortcut verification accepts exactly when the every-level root equals the tree's root."""
+    rng = random.Random(7)
+    tree = SparseMerkleTree(h=h)
+    tree.update_many((key(i), value(i)) for i in range(0, 200, 3))
+    tree.update(b"\x00" * 31 + b"\x01", value(1))  # two keys that share 255 bits: siblings at the bottom
+    tree.update(b"\x00" * 32, value(2))
+    root = tree.root_hash()
+    keys = [key(i) for i in range(40)] + [b"\x00" * 32, b"\x00" * 31 + b"\x01", b"\x00" * 31 + b"\x02"]
+    for k in keys:
+        v = tree.get(k)
+        proof = tree.prove(k)
+        assert reference_proof_root(k, v, proof, h) == root
+        verify_sparse_proof(root, k, v, proof, h)
+        bits = int.from_bytes(proof.bitmap, "big")
+        variants = [(v, proof), (None if v is not None else value(99), proof)]
+        if proof.siblings:
+            moved = bits ^ (1 << (DEPTH - proof.sibling_depths()[-1])) | (1 << rng.randrange(DEPTH))
+            if moved.bit_count() == len(proof.siblings):
+                variants.append((v, SparseProof(moved.to_bytes(32, "big"), proof.siblings)))
+            j = rng.randrange(len(proof.siblings))
+            bad = bytearray(proof.siblings[j])
+            bad[rng.randrange(len(bad))] ^= 1 << rng.randrange(8)
+            variants.append((v, SparseProof(proof.bitmap, (*proof.siblings[:j], bytes(bad), *proof.siblings[j + 1 :]))))
+        for value_hash, candidate in variants:
+            expected = reference_proof_root(k, value_hash, candidate, h)
+            if expected == root:
+                verify_sparse_proof(root, k, value_hash, candidate, h)
+            else:
+                with pytest.raises(RootMismatchError) as info:
+                    verify_sparse_proof(root, k, value_hash, candidate, h)
+                assert info.value.calculated_root == expected
