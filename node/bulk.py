@@ -1,11 +1,12 @@
 """Many rows in one statement, inside the caller's transaction: what an import chunk, a batch of licenses and an
 anchoring batch write.
 
-* PostgreSQL: one ``INSERT ... SELECT * FROM unnest(%s::t1[], %s::t2[], ...)`` (or ``UPDATE ... FROM unnest``)
-  with one array parameter per column. A multi-row ``VALUES`` list of thousands of placeholders costs psycopg more
-  to parse than the server to run, and psycopg's executemany sends one statement per row. Strings are cast to
-  ``text[]``, never ``varchar(n)[]`` (an explicit cast to ``varchar(n)`` truncates silently; the assignment to the
-  column then refuses an over-long value as usual).
+* PostgreSQL: one ``INSERT ... SELECT * FROM unnest(%b::t1[], %b::t2[], ...)`` (or ``UPDATE ... FROM unnest``)
+  with one array parameter per column, sent in psycopg's binary format (its text format escapes every element).
+  A multi-row ``VALUES`` list of thousands of placeholders costs psycopg more to parse than the server to run,
+  and psycopg's executemany sends one statement per row. Strings are cast to ``text[]``, never ``varchar(n)[]``
+  (an explicit cast to ``varchar(n)`` truncates silently; the assignment to the column then refuses an
+  over-long value as usual).
 * SQLite: SQLAlchemy's executemany (multi-row ``INSERT ... VALUES ... RETURNING`` where ids are asked for).
 
 Table and column names come from the models (:mod:`node.db.models`), never from input; values are always bound.
@@ -28,7 +29,9 @@ def _array_type(connection: Connection, column: sa.Column[Any]) -> str:
 
 def _unnest(connection: Connection, table: sa.Table, columns: Sequence[str]) -> str:
     quote = connection.dialect.identifier_preparer.quote
-    arrays = ", ".join(f"%s::{_array_type(connection, table.c[c])}[]" for c in columns)
+    # %b: psycopg sends the arrays in the binary format (the text format escapes every element, which cost
+    # more than the statement)
+    arrays = ", ".join(f"%b::{_array_type(connection, table.c[c])}[]" for c in columns)
     return f"unnest({arrays}) AS u({', '.join(quote(c) for c in columns)})"
 
 

@@ -125,7 +125,6 @@ class Sealer:
     @classmethod
     def of(cls, node: NodeContext) -> Sealer:
         s = node.settings
-        assert s.province is not None and s.authority_uscc is not None and s.authority is not None
         return cls(s.province, s.authority_uscc, s.authority, node.signing_key, node.secrets)
 
     def check_issuer(self, doc: License) -> None:
