@@ -3,6 +3,7 @@
 Usage::
 
     licledger verify BUNDLE.json --trust-root FILE [--max-age 1d] [--expect LICENSE_ID] [--json]
+    licledger verify A.json B.json ... --trust-root FILE [--workers N]   # one line each, in N processes
     licledger verify --qr IMAGE.png [--trust-root FILE] [--node URL ...]
     licledger verify --id LICENSE_ID --node URL [--node URL2 | --peer URL ...] [--trust-root FILE] [--state FILE]
     licledger verify trust-root export GENESIS_OR_NETWORK_JSON [--network-id HEX] [-o FILE]
@@ -23,11 +24,12 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from core.bundle import InvalidBundleError, ProofBundle, QrReference, from_qr_payload
+from verifier.batch import verify_many
 from verifier.core import Result, TrustRoot, TrustRootError, Verdict, load_trust_root, verify_bundle
 from verifier.online import OnlineReport, Source, VerifierState, default_state_path, verify_online
 
@@ -86,6 +88,7 @@ def verify() -> None:
 
     \b
     licledger verify BUNDLE.json --trust-root FILE [--max-age 1d] [--json]
+    licledger verify A.json B.json ... --trust-root FILE [--workers N]
     licledger verify trust-root export NETWORK_GENESIS.json -o trust-root.json
 
     Exit codes: 0 valid, 1 invalid/revoked/suspended/superseded, 2 could not decide.
@@ -93,7 +96,7 @@ def verify() -> None:
 
 
 @verify.command("check")
-@click.argument("bundle", required=False, metavar="BUNDLE.json")
+@click.argument("bundles", nargs=-1, metavar="BUNDLE.json...")
 @click.option("--qr", "qr_image", metavar="IMAGE.png", help="A photo or scan of a voucher's QR code.")
 @click.option(
     "--id",
@@ -126,8 +129,14 @@ def verify() -> None:
 @click.option("--expect", metavar="LICENSE_ID", help="The bundle must be for this license (full id or base).")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @click.option("--show-personal", is_flag=True, help="Print the holder's personal data instead of masking it.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Several bundles: verify them in this many processes [default: one per CPU].",
+)
 def check(
-    bundle: str | None,
+    bundles: tuple[str, ...],
     qr_image: str | None,
     license_id: str | None,
     nodes: tuple[str, ...],
@@ -142,15 +151,26 @@ def check(
     expect: str | None,
     as_json: bool,
     show_personal: bool,
+    workers: int | None,
 ) -> None:
     """Verify BUNDLE.json ("-" for standard input) offline against a pinned trust root, a voucher's QR code, or a
     license fetched from nodes (online: checkpoints from at least --min-sources nodes/peers, advanced only through
-    consistency proofs and kept in --state)."""
-    given = [name for name, value in (("BUNDLE", bundle), ("--qr", qr_image), ("--id", license_id)) if value]
+    consistency proofs and kept in --state). Several BUNDLE.json files are verified offline, in --workers processes,
+    one line each (--json: one JSON object per line); the exit code is 1 if any was rejected, else 2 if any could
+    not be decided or read, else 0."""
+    given = [name for name, value in (("BUNDLE", bundles), ("--qr", qr_image), ("--id", license_id)) if value]
     if len(given) != 1:
         raise click.UsageError("give exactly one of BUNDLE.json, --qr IMAGE.png or --id LICENSE_ID")
     max_age_ms = parse_duration(max_age)
     now_ms = parse_instant(at) if at is not None else int(time.time() * 1000)
+    if len(bundles) > 1:
+        if nodes or peers:
+            raise click.UsageError("several bundles are verified offline only: drop --node/--peer")
+        root = _trust_root(trust_root_path, network_id)
+        verify_files(
+            bundles, root, now_ms, max_age_ms, expect, workers=workers, as_json=as_json, personal=show_personal
+        )
+    bundle = bundles[0] if bundles else None
     try:
         sources = [Source(u, "node", timeout) for u in nodes] + [Source(u, "peer", timeout) for u in peers]
     except ValueError as exc:
@@ -184,6 +204,61 @@ def check(
     else:
         click.echo(render(verdict, show_personal=show_personal))
     raise SystemExit(verdict.exit_code)
+
+
+def verify_files(
+    paths: tuple[str, ...],
+    root: TrustRoot,
+    now_ms: int,
+    max_age_ms: int | None,
+    expect: str | None,
+    *,
+    workers: int | None,
+    as_json: bool,
+    personal: bool,
+) -> NoReturn:
+    """Several bundle files, offline (:func:`verifier.batch.verify_many`): one line per file, in the order given; a
+    file that cannot be read is ``UNREADABLE`` (exit code 2) and the others are still verified. Exits."""
+    read: dict[int, bytes] = {}
+    problems: dict[int, str] = {}
+    for i, path in enumerate(paths):
+        try:
+            read[i] = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        except OSError as exc:
+            problems[i] = f"cannot read {path}: {exc.strerror or exc}"
+    try:
+        verdicts = verify_many(
+            list(read.values()),
+            root,
+            now_ms=now_ms,
+            max_checkpoint_age_ms=max_age_ms,
+            expected_license_id=expect,
+            workers=workers,
+        )
+    except ValueError as exc:  # --expect that is not a license identifier
+        raise click.BadParameter(str(exc), param_hint="--expect") from None
+    by_index = dict(zip(read, verdicts, strict=True))
+    codes: set[int] = set()
+    for i, path in enumerate(paths):
+        verdict = by_index.get(i)
+        if verdict is None:
+            codes.add(EXIT_UNDECIDED)
+            line = {"file": path, "result": "UNREADABLE", "problem": problems[i]} if as_json else None
+            click.echo(json.dumps(line, ensure_ascii=False) if line else f"{path}: UNREADABLE: {problems[i]}")
+            continue
+        codes.add(verdict.exit_code)
+        if as_json:
+            click.echo(json.dumps({"file": path, **verdict.to_dict(personal=personal)}, ensure_ascii=False))
+        else:
+            click.echo(f"{path}: {render_line(verdict)}")
+    raise SystemExit(1 if 1 in codes else max(codes, default=0))
+
+
+def render_line(verdict: Verdict) -> str:
+    """The verdict in one line: the result, the headline, the failing step's number and reason code."""
+    failed = verdict.failed_step
+    reason = f" [{failed.number} {failed.reason}]" if failed is not None else ""
+    return f"{verdict.result.value}: {_headline(verdict)}{reason}"
 
 
 def _trust_root(path: str | None, network_id: str | None) -> TrustRoot:
