@@ -70,6 +70,8 @@ def test_served_node_end_to_end_with_clean_logs(tmp_path: Path) -> None:
                 str(directory),
                 "--port",
                 str(port),
+                "--seal-workers",
+                "1",
             ],
             env=env,
             stdout=log,
@@ -97,6 +99,12 @@ def test_served_node_end_to_end_with_clean_logs(tmp_path: Path) -> None:
         bad = dict(doc, holder=dict(doc["holder"], citizen_id=doc["holder"]["citizen_id"][:-1] + "0"))
         status, _, _ = _call(base, "POST", "/v1/licenses", canonical.encode(bad), operator)
         assert status in (409, 422)
+        batch = physicians(3, seed=78)
+        status, done, _ = _call(base, "POST", "/v1/licenses/batch", canonical.encode({"documents": batch}), operator)
+        assert status == 201 and [x["license_id"] for x in done["licenses"]] == [d["license_id"] for d in batch]
+        wrong = [batch[0], dict(batch[1], version=2)]  # sealed by the --seal-workers pool, named by index
+        status, errors, _ = _call(base, "POST", "/v1/licenses/batch", canonical.encode({"documents": wrong}), operator)
+        assert status == 422 and any(k.startswith("documents[1].") for k in errors["errors"]), errors
         status, _, _ = _call(base, "GET", "/v1/stats", token=holder)
         assert status == 403
         status, _, _ = _call(base, "GET", "/v1/stats", token=operator[:-2] + "xx")
@@ -115,6 +123,8 @@ def test_served_node_end_to_end_with_clean_logs(tmp_path: Path) -> None:
     assert "429" in log_text
     secrets = [KEK, operator, holder, operator.split("_", 2)[2], holder.split("_", 2)[2]]
     personal = [
+        *(d["holder"]["citizen_id"] for d in batch),
+        *(d["holder"]["name"] for d in batch),
         doc["holder"]["citizen_id"],
         bad["holder"]["citizen_id"],
         doc["holder"]["name"],
