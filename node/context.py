@@ -29,6 +29,9 @@ from node.ledger import LedgerClient
 from node.settings import NodeSettings
 from node.tokens import NodeSecrets, load_secret_file
 
+PENDING_KEY_FILE = "province-key.pending.enc"
+"""A rotation's new key before the ledger committed it (:mod:`node.keyrotation`); while it exists nothing is signed."""
+
 
 def now_ms() -> int:
     """Milliseconds since the Unix epoch (UTC)."""
@@ -63,6 +66,16 @@ class NodeContext:
         self.key = key
         if self.key_file is not None:
             self.key_file.replace(key)
+
+    def check_no_pending_rotation(self) -> None:
+        """Raise :class:`~node.errors.RotationPendingError` while a key rotation is pending (docs/node.md, "Key
+        rotation"): a seal or ledger transaction by the old key after the request time would not verify (or would
+        make the contract reject the rotation), and the new key is not valid before the rotation commits."""
+        pending = self.settings.dir / PENDING_KEY_FILE
+        if pending.exists():
+            from node.errors import RotationPendingError
+
+            raise RotationPendingError(pending.name)
 
     @cached_property
     def read_sessions(self) -> sessionmaker[Session]:

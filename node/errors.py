@@ -62,3 +62,16 @@ class RateLimitedError(NodeError):
     def __init__(self, retry_after: int) -> None:
         self.retry_after = retry_after
         super().__init__(f"rate limit exceeded; retry after {retry_after} s")
+
+
+class RotationPendingError(NodeError):
+    """The province's key is being rotated (a pending key exists): nothing is sealed or signed until the rotation
+    is submitted, because a signature by the old key after the request time would not verify once it commits."""
+
+    retry_after = 30
+
+    def __init__(self, pending: str) -> None:
+        super().__init__(
+            f"a key rotation is pending ({pending}): issuing, changes and anchoring resume once "
+            "`licledger node rotate-key submit` has switched the key"
+        )

@@ -38,7 +38,7 @@ from core.errors import LicledgerError, VerificationError
 from core.keystore import decrypt_private_key, encrypt_private_key
 from core.sm2 import PrivateKey
 from core.transactions import ROTATE_KEY, Envelope, rotate_key
-from node.context import NodeContext
+from node.context import PENDING_KEY_FILE, NodeContext
 from node.db.models import LicenseVersion
 from node.ledger import Committed
 from node.tokens import write_new_file
@@ -56,7 +56,6 @@ __all__ = [
     "switch_key",
 ]
 
-PENDING_KEY_FILE = "province-key.pending.enc"
 RETIRED_DIR = "retired-keys"
 PUBLIC_KEY_FILE = "province-key.pub.pem"
 

@@ -124,6 +124,8 @@ class Sealer:
 
     @classmethod
     def of(cls, node: NodeContext) -> Sealer:
+        """The sealer for ``node`` now; :class:`~node.errors.RotationPendingError` while a key rotation is pending."""
+        node.check_no_pending_rotation()
         s = node.settings
         return cls(s.province, s.authority_uscc, s.authority, node.signing_key, node.secrets)
 

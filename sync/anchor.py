@@ -55,7 +55,7 @@ from node import outbox
 from node.context import NodeContext
 from node.db.engine import unit_of_work
 from node.db.models import AnchorBatch, Outbox
-from node.errors import ConflictError
+from node.errors import ConflictError, RotationPendingError
 from node.ledger import Committed, LedgerClient, LedgerUnavailableError, MembershipError
 from node.proofs import batch_leaf_hashes
 
@@ -157,8 +157,9 @@ class AnchorWorker:
                 with self.node.sessions() as session:
                     at = self._signing_time(session)
                 self.ledger.check_member(self.member, self.node.signing_key.key_id, self.settings.authority_uscc, at)
-                self._finish_batches(report)
+                self._finish_batches(report)  # envelopes stored earlier: signed before any rotation request
                 self._finish_statuses(report)
+                self.node.check_no_pending_rotation()  # nothing newly signed while a key rotation is pending
                 while self._new_batch(report, force):
                     pass
                 for _ in range(MAX_STATUS_ROUNDS):
@@ -167,6 +168,9 @@ class AnchorWorker:
             except (LedgerUnavailableError, AnchorRejectedError, LedgerConflictError, MembershipError) as exc:
                 report.error = f"{type(exc).__name__}: {exc}"
                 log.warning("anchoring pass stopped: %s", report.error)
+            except RotationPendingError as exc:
+                report.error = f"{type(exc).__name__}: {exc}"
+                log.info("anchoring pass paused: a key rotation is pending")
             except _Raced as exc:
                 report.error = f"another worker is anchoring: {exc}"
                 log.info("anchoring pass yielded: %s", report.error)

@@ -15,6 +15,7 @@ other ``VerificationError``                          400    ``detail``
 checkpoint yet)
 ``LedgerRequestError`` (a peer answered oddly)       502    ``detail``
 ``LedgerUnavailableError``                           503    ``detail``
+``RotationPendingError`` (a key rotation pending)    503    ``detail``, ``Retry-After``
 ``NoLedgerError`` (the node joined no ledger)         404    ``detail``
 anything else                                        500    ``detail``, ``request_id`` (logged, redacted)
 ==============================================  ======  ================================================
@@ -41,6 +42,7 @@ from node.errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
+    RotationPendingError,
 )
 from node.ledger import LedgerRequestError, LedgerUnavailableError
 from node.proofs import NoLedgerError, ProofNotReadyError
@@ -134,6 +136,11 @@ async def _ledger_down(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _rotation_pending(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RotationPendingError)
+    return _answer(request, 503, {"detail": str(exc)}, {"Retry-After": str(exc.retry_after)})
+
+
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return _answer(request, exc.status_code, {"detail": str(exc.detail)}, dict(exc.headers or {}))
@@ -160,5 +167,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(LedgerRequestError, _bad_gateway)
     app.add_exception_handler(LedgerUnavailableError, _ledger_down)
     app.add_exception_handler(NoLedgerError, _not_found)
+    app.add_exception_handler(RotationPendingError, _rotation_pending)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _internal)

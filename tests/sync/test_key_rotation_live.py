@@ -1,5 +1,5 @@
 """Key rotation while everything keeps running: a `licledger node serve` process and the member's peer adopt the
-new key without a restart (network.keyfile.KeyFile).
+new key without a restart (network.keyfile.KeyFile), and the node seals nothing while the rotation is pending.
 
 On a real 3-province network on loopback: a license issued over HTTP before the rotation, then
 `node rotate-key request` / `network endorse` / `node rotate-key submit --network-dir`, then a license issued over
@@ -108,6 +108,17 @@ def test_running_serve_and_peer_adopt_the_rotated_key(net: Net, tmp_path: Path) 
 
         request, signed = tmp_path / "request.json", tmp_path / "signed.json"
         _cli("node", "rotate-key", "request", "--dir", node_dir, "--out", request)
+        # While the rotation is pending nothing is sealed (a seal by the old key after the request time would not
+        # verify once the rotation commits): issuing answers 503 with Retry-After, and nothing is stored.
+        [pending_doc] = documents("nurse", 1, MEMBER, uscc, start=299)
+        refused = client.post("/v1/licenses", content=canonical.encode(pending_doc))
+        assert refused.status_code == 503 and "rotation is pending" in refused.json()["detail"], refused.text
+        assert refused.headers["Retry-After"] == "30"
+        assert client.get(f"/v1/licenses/{pending_doc['license_id']}").status_code == 404
+        # A revocation is accepted and queued; the anchoring worker signs it only after the switch (new key).
+        revoked = client.post(f"/v1/licenses/{before}/events", json={"type": "revoke", "reason": "R01"})
+        assert revoked.status_code in (200, 201), revoked.text
+        time.sleep(1.0)  # several anchoring passes (every 200 ms) pause instead of signing with the old key
         _cli("network", "endorse", request, "--dir", net.directory, "--out", signed)
         out = _cli("node", "rotate-key", "submit", signed, "--dir", node_dir, "--network-dir", net.directory)
         assert "adopts it" in out
@@ -122,12 +133,17 @@ def test_running_serve_and_peer_adopt_the_rotated_key(net: Net, tmp_path: Path) 
         assert new_key.key_id in after_bundle.decode()
         assert proc.poll() is None
         now = time.time_ns() // 1_000_000
-        for license_id in (before, after):
+
+        def verdict_of(license_id: str) -> Result:
             bundle = client.get(f"/v1/licenses/{license_id}/proof").content
+            now_ms = time.time_ns() // 1_000_000
             verdict = verify_bundle(
-                bundle, trust, now_ms=now, max_checkpoint_age_ms=None, expected_license_id=license_id
+                bundle, trust, now_ms=now_ms, max_checkpoint_age_ms=None, expected_license_id=license_id
             )
-            assert verdict.result is Result.VALID, verdict.to_dict(personal=False)
+            return verdict.result
+
+        _wait("the revocation queued during the rotation", lambda: verdict_of(before) is Result.REVOKED, 60)
+        assert verdict_of(after) is Result.VALID
 
         # The member's peer (never restarted) cosigns with the new key once its membership state lists it.
         peer = net.client(MEMBER)
