@@ -4,8 +4,10 @@
 (GB 11643, 18 characters), credentials (``llk_...``/``llh_...``), ``Authorization`` header values,
 32-hex-digit strings (the shape of a KEK) and 64-hex-digit strings next to the word ``salt`` are replaced by
 ``[redacted]``.
-It is a net under the rule, not the rule: the node never logs documents, request bodies or query strings
-(access log lines carry method, path and status only; paths hold license identifiers, which are public).
+It is a net under the rule, not the rule: the node never logs documents, request bodies or query strings.
+Access log lines (uvicorn's ``uvicorn.access`` records) are rewritten to method, path and status only: the
+client's address (personal information under PIPL art. 4 when it identifies a person's device) and the query
+string are dropped; paths hold license identifiers, which are public.
 
 :func:`configure_logging` installs one stderr handler with the filter on the root logger and routes uvicorn's
 loggers to it; :func:`uvicorn_log_config` is the same for ``uvicorn.run``.
@@ -43,6 +45,11 @@ class RedactingFilter(logging.Filter):
     """Redact the formatted message (and any exception text) of every record; never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            _client, method, full_path, _version, status = record.args  # uvicorn's '%s - "%s %s HTTP/%s" %d'
+            record.msg = redact(f'"{method} {str(full_path).split("?", 1)[0]}" {status}')
+            record.args = None
+            return True
         try:
             message = record.getMessage()
         except Exception:  # a bad format string must not hide the record

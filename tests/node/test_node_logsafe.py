@@ -50,3 +50,27 @@ def test_filter_redacts_arguments_and_exception_text() -> None:
     text = stream.getvalue()
     assert CITIZEN_ID not in text
     assert "lookup of [redacted] failed" in text and "ValueError" in text
+
+
+def test_access_log_lines_keep_method_path_and_status_only() -> None:
+    """uvicorn.access records: no client address, no query string (which could carry anything a client sent)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("uvicorn.access")
+    logger.addHandler(handler)
+    old_level, logger.level = logger.level, logging.INFO
+    try:
+        logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "203.0.113.7:51234",
+            "GET",
+            f"/v1/public/licenses?holder={CITIZEN_ID}&name=张三",
+            "1.1",
+            200,
+        )
+    finally:
+        logger.removeHandler(handler)
+        logger.level = old_level
+    line = stream.getvalue().strip()
+    assert line == '"GET /v1/public/licenses" 200', line
