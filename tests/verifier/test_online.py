@@ -198,7 +198,8 @@ def test_a_stale_source_moves_nothing_back(dep: Deployment, lic: Licenses, tmp_p
     [new_id] = node.issue(dep.documents("110000", 1, start=300))
     node.wait_proof(new_id)
     assert verify(dep, state, "--id", new_id, "--node", bj(dep), "--node", sh(dep))[0].exit_code == 0
-    trusted = json.loads(state.read_bytes())["trust_root"]["checkpoint"]
+    trusted_seq = json.loads(state.read_bytes())["checkpoint_seq"]
+    assert trusted_seq > old["seq"]
 
     def replay(path: str, status: int, body: bytes) -> tuple[int, bytes]:
         return 200, json.dumps(old).encode()
@@ -207,7 +208,8 @@ def test_a_stale_source_moves_nothing_back(dep: Deployment, lic: Licenses, tmp_p
         result, report = verify(dep, state, "--id", new_id, "--node", bj(dep), "--node", stale.url)
     assert result.exit_code == 0, result.output
     assert any("behind the trusted checkpoint" in n for n in report["notes"])
-    assert json.loads(state.read_bytes())["trust_root"]["checkpoint"] == trusted
+    # Nothing moved back to the stale source's checkpoint (a newer one may have become final meanwhile: heartbeat).
+    assert json.loads(state.read_bytes())["checkpoint_seq"] >= trusted_seq
 
 
 def test_fewer_than_two_sources_exit_2_unless_min_sources_1(dep: Deployment, lic: Licenses, tmp_path: Path) -> None:
