@@ -219,6 +219,19 @@ class Deployment:
         )
         return render(forged, [cosign(forged, name, load_member_key(self.net.config, name)) for name in signers])
 
+    def equivocation(self, node_url: str) -> tuple[str, Rewrite]:
+        """``node_url``'s latest checkpoint forged into a conflicting one (:meth:`forged_conflict`), and a
+        :class:`Proxy` rewrite for ``/v1/ledger/checkpoint`` that serves it instead: an equivocating node."""
+        status, body = call(node_url + "/v1/ledger/checkpoint")
+        assert status == 200, body
+        real = json.loads(body)
+        forged = self.forged_conflict(real["note"].encode()).decode()
+
+        def equivocate(path: str, status: int, body: bytes) -> tuple[int, bytes]:
+            return 200, json.dumps({**real, "note": forged}).encode()
+
+        return forged, equivocate
+
 
 Rewrite = Callable[[str, int, bytes], tuple[int, bytes]]
 

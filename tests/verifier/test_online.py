@@ -137,13 +137,7 @@ def test_forged_consistency_proof_stops_with_evidence_and_nothing_advances(
 def test_split_view_two_conflicting_checkpoints_stop_with_both_as_evidence(
     dep: Deployment, lic: Licenses, tmp_path: Path
 ) -> None:
-    status, body = call(sh(dep) + "/v1/ledger/checkpoint")
-    assert status == 200
-    real = json.loads(body)
-    forged = dep.forged_conflict(real["note"].encode()).decode()
-
-    def equivocate(path: str, status: int, body: bytes) -> tuple[int, bytes]:
-        return 200, json.dumps({**real, "note": forged}).encode()
+    forged, equivocate = dep.equivocation(sh(dep))
 
     with Proxy(sh(dep), {"/v1/ledger/checkpoint": equivocate}) as liar:
         result, report = verify(dep, tmp_path / "s.json", "--id", lic.active, "--node", bj(dep), "--node", liar.url)

@@ -232,13 +232,7 @@ def test_a_referral_to_a_fake_issuer_serving_a_tampered_bundle_is_invalid(
 def test_a_referring_node_with_a_conflicting_checkpoint_is_a_split_view(
     dep: Deployment, lic: Licenses, tmp_path: Path
 ) -> None:
-    status, body = call(sh(dep) + "/v1/ledger/checkpoint")
-    assert status == 200
-    real = json.loads(body)
-    forged = dep.forged_conflict(real["note"].encode()).decode()
-
-    def equivocate(path: str, status: int, body: bytes) -> tuple[int, bytes]:
-        return 200, json.dumps({**real, "note": forged}).encode()
+    forged, equivocate = dep.equivocation(sh(dep))
 
     with Proxy(sh(dep), {"/v1/ledger/checkpoint": equivocate}) as liar:
         result, report = verify(
@@ -422,13 +416,7 @@ def test_service_reference_qr_code_resolves_through_the_nodes_and_keeps_its_stat
 def test_service_with_a_lying_node_raises_the_alarm_and_keeps_its_trust_root(
     dep: Deployment, lic: Licenses, tmp_path: Path
 ) -> None:
-    status, body = call(sh(dep) + "/v1/ledger/checkpoint")
-    assert status == 200
-    real = json.loads(body)
-    forged = dep.forged_conflict(real["note"].encode()).decode()
-
-    def equivocate(path: str, status: int, body: bytes) -> tuple[int, bytes]:
-        return 200, json.dumps({**real, "note": forged}).encode()
+    forged, equivocate = dep.equivocation(sh(dep))
 
     keys_file = tmp_path / "keys.json"
     key = _key(keys_file, "agency")
