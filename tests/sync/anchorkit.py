@@ -25,6 +25,18 @@ from node.settings import load_settings
 KEK = "00112233445566778899aabbccddeeff"
 
 
+def wait_for(what: str, check: Any, timeout: float = 45.0) -> Any:
+    """Poll ``check()`` until it returns something truthy (returned), or fail naming ``what`` and the last value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}: {last}")
+
+
 def documents(
     kind: str, count: int, province: str, uscc: str, *, seed: int = 5, start: int = 0
 ) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from anchorkit import KEK, documents, join_node
+from anchorkit import KEK, documents, join_node, wait_for
 from netkit import Net, licledger
 
 from core import canonical
@@ -38,16 +38,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     n = Net.started(tmp_path_factory.mktemp("live-rotation") / "net")
     yield n
     n.down()
-
-
-def _wait(what: str, check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _cli(*args: str | Path) -> str:
@@ -90,7 +80,7 @@ def test_running_serve_and_peer_adopt_the_rotated_key(net: Net, tmp_path: Path) 
                 return None
             return answer.json() if answer.status_code == 200 else None
 
-        old_key_id = _wait("node serve", healthy)["signing_key_id"]
+        old_key_id = wait_for("node serve", healthy, 60)["signing_key_id"]
 
         def issue(start: int) -> tuple[str, bytes]:
             [doc] = documents("nurse", 1, MEMBER, uscc, start=start)
@@ -102,7 +92,7 @@ def test_running_serve_and_peer_adopt_the_rotated_key(net: Net, tmp_path: Path) 
                 got = client.get(f"/v1/licenses/{license_id}/proof")
                 return got.content if got.status_code == 200 else None
 
-            return license_id, _wait(f"the proof of {license_id}", proof, 90)
+            return license_id, wait_for(f"the proof of {license_id}", proof, 90)
 
         before, _ = issue(300)
 
@@ -128,7 +118,7 @@ def test_running_serve_and_peer_adopt_the_rotated_key(net: Net, tmp_path: Path) 
         assert config.key_file(MEMBER).with_name(f"{MEMBER}.key.{old_key_id}").exists()  # the old file is kept
 
         # The same serve process, never restarted, now seals and anchors with the new key.
-        _wait("serve to report the new key", lambda: (healthy() or {}).get("signing_key_id") == new_key.key_id, 10)
+        wait_for("serve to report the new key", lambda: (healthy() or {}).get("signing_key_id") == new_key.key_id, 10)
         after, after_bundle = issue(301)
         assert new_key.key_id in after_bundle.decode()
         assert proc.poll() is None
@@ -142,7 +132,7 @@ def test_running_serve_and_peer_adopt_the_rotated_key(net: Net, tmp_path: Path) 
             )
             return verdict.result
 
-        _wait("the revocation queued during the rotation", lambda: verdict_of(before) is Result.REVOKED, 60)
+        wait_for("the revocation queued during the rotation", lambda: verdict_of(before) is Result.REVOKED, 60)
         assert verdict_of(after) is Result.VALID
 
         # The member's peer (never restarted) cosigns with the new key once its membership state lists it.
@@ -162,7 +152,7 @@ def test_running_serve_and_peer_adopt_the_rotated_key(net: Net, tmp_path: Path) 
             return False
 
         issue(302)  # new anchors make new checkpoints
-        _wait("a checkpoint cosigned by the peer with the new key", cosigned_with_new_key, 60)
+        wait_for("a checkpoint cosigned by the peer with the new key", cosigned_with_new_key, 60)
     finally:
         client.close()
         proc.send_signal(signal.SIGTERM)

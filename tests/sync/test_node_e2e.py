@@ -20,7 +20,7 @@ import httpx
 import pypdfium2 as pdfium  # type: ignore[import-untyped]
 import pytest
 import zxingcpp
-from anchorkit import KEK, documents, join_node
+from anchorkit import KEK, documents, join_node, wait_for
 from netkit import Net
 from nodekit import fresh_postgres_database
 
@@ -102,17 +102,6 @@ def serve(net: Net, tmp_path: Path) -> Iterator[Any]:
         s.proc.wait(30)
 
 
-def _wait(what: str, check: Any, timeout: float = 45.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}: {last}")
-
-
 def _proof(client: httpx.Client, license_id: str, view: str | None = None) -> bytes:
     """The proof once the node can give it; 425 (not anchored / no final checkpoint yet) meanwhile."""
 
@@ -124,7 +113,7 @@ def _proof(client: httpx.Client, license_id: str, view: str | None = None) -> by
         assert answer.status_code == 200, answer.text
         return answer.content
 
-    result: bytes = _wait(f"proof of {license_id}", get)
+    result: bytes = wait_for(f"proof of {license_id}", get)
     return result
 
 
@@ -152,10 +141,10 @@ def _flow(net: Net, served: Served, member: str, kinds: list[str]) -> dict[str, 
         assert answer.json()["status"] == "pending"
         issued.append(answer.json())
     ids = [a["license_id"] for a in issued]
-    _wait(
+    wait_for(
         "anchoring", lambda: all(operator.get(f"/v1/licenses/{i}/status").json()["status"] == "anchored" for i in ids)
     )
-    first_cp = _wait(
+    first_cp = wait_for(
         "a final checkpoint over a batch",
         lambda: (cp := operator.get("/v1/ledger/checkpoint").json()).get("log_size", 0) > 0 and cp,
     )
