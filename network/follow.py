@@ -14,14 +14,16 @@ Rules:
 1. Sources are tried in order. A source that cannot be reached is skipped for this round.
 2. A source that serves a block differing from its re-execution, or a history that another source contradicts
    at the same height (rule 4 of bootstrap, cross-checked against the other sources), is **dropped** for good:
-   the evidence (block number, field, served and computed values) is logged and kept in :attr:`Follower.dropped`
-   and shown in ``/v1/status``; nothing it served from that block on was committed.
+   the evidence (block number, field, served and computed values) is logged, kept in
+   :attr:`MultiSourceFollower.dropped` and shown in ``/v1/status``; nothing it served from that block on was
+   committed.
 3. The store is verified at start like any peer's (an altered block is detected and named); a follower whose
    store fails verification serves nothing as valid.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -41,8 +43,6 @@ log = logging.getLogger("licledger.follow")
 
 def genesis_from_file(data: bytes) -> bytes:
     """The genesis envelope from a ``network.json`` (its ``genesis_envelope``) or from the envelope itself."""
-    import base64
-
     try:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:

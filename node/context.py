@@ -25,6 +25,7 @@ from core.sm2 import PrivateKey
 from network.keyfile import KeyFile
 from node.db.engine import make_engine, make_read_sessionmaker, make_sessionmaker
 from node.db.migrate import upgrade
+from node.errors import RotationPendingError
 from node.ledger import LedgerClient
 from node.settings import NodeSettings
 from node.tokens import NodeSecrets, load_secret_file
@@ -73,8 +74,6 @@ class NodeContext:
         make the contract reject the rotation), and the new key is not valid before the rotation commits."""
         pending = self.settings.dir / PENDING_KEY_FILE
         if pending.exists():
-            from node.errors import RotationPendingError
-
             raise RotationPendingError(pending.name)
 
     @cached_property

@@ -18,7 +18,6 @@ Rules (the Tessera client rule: advance only after a proof verifies):
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 
 from network.peer.blocks import Block
@@ -123,34 +122,3 @@ def _cross_check(peer: Peer, other: PeerClient, height: int) -> None:
         raise BlockMismatchError(
             number, f"block_hash at {other.base_url}", theirs.block_hash.hex(), ours.block_hash.hex()
         )
-
-
-class Follower:
-    """Keeps a peer without an ordering service up to date by bootstrapping from a source peer in a loop."""
-
-    def __init__(self, peer: Peer, source: PeerClient, *, interval: float = 1.0) -> None:
-        self.peer = peer
-        self.source = source
-        self.interval = interval
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"{peer.name}-follow", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                bootstrap(self.peer, self.source)
-            except PeerRequestError as exc:
-                log.warning("%s: source unavailable: %s", self.peer.name, exc)
-            except Exception as exc:  # a lying source: stop following it and keep the evidence
-                self.error = exc
-                log.error("%s: stopped following %s: %s", self.peer.name, self.source.base_url, exc)
-                return
-            self._stop.wait(self.interval)
