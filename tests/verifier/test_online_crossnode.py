@@ -15,6 +15,7 @@ Shanghai's nodes served by uvicorn, each knowing the other through ``LICLEDGER_N
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
@@ -33,6 +34,7 @@ import segno
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 from onlinekit import KEK, Deployment, Licenses, Proxy, ServedNode, call, free_port, licledger, prepare
+from webkit import chromium, photo_of_voucher, tampered, upload
 
 from core.bundle import QrReference
 from core.checkpoint import parse_checkpoint
@@ -208,10 +210,7 @@ def test_a_referral_to_a_fake_issuer_serving_a_tampered_bundle_is_invalid(
     dep: Deployment, lic: Licenses, tmp_path: Path
 ) -> None:
     def tamper(path: str, status: int, body: bytes) -> tuple[int, bytes]:
-        value = json.loads(body)
-        proof = value["leaf"]["inclusion_proof"]
-        proof[0] = ("f" if proof[0][0] != "f" else "0") + proof[0][1:]
-        return status, json.dumps(value).encode()
+        return status, tampered(body)
 
     with Proxy(bj(dep), {"/v1/licenses/": tamper}) as fake:
 
@@ -261,9 +260,10 @@ def _key(keys: Path, name: str, role: str = "agency") -> str:
     return done.stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def service(dep: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    directory = tmp_path_factory.mktemp("service")
+@contextlib.contextmanager
+def serve(dep: Deployment, directory: Path, *args: str) -> Iterator[Service]:
+    """``licledger verifier serve`` in its own process on loopback with the network's genesis as trust root, a
+    key file with an agency, an auditor and a revoked key, and ``args`` (``--node``, ``--public``, ...)."""
     keys_file = directory / "keys.json"
     keys = {"agency": _key(keys_file, "某市医保局"), "auditor": _key(keys_file, "审计署", "auditor")}
     keys["revoked"] = _key(keys_file, "已停用机构")
@@ -272,8 +272,7 @@ def service(dep: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     port = free_port()
     argv = [sys.executable, "-c", "from node.cli import main; main()", "verifier", "serve"]
     argv += ["--trust-root", str(dep.network_json), "--state", str(directory / "state.json")]
-    argv += ["--keys", str(keys_file), "--public", "--port", str(port), "--node", sh(dep), "--node", bj(dep)]
-    argv += ["--refresh", "0", "--public-rate", "1000", "--public-burst", "1000"]
+    argv += ["--keys", str(keys_file), "--port", str(port), *args]
     log = directory / "service.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "LICLEDGER_KEK": ""})
@@ -295,6 +294,14 @@ def service(dep: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         proc.wait(15)
 
 
+@pytest.fixture(scope="module")
+def service(dep: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The service online through both nodes, with the public page; refreshing on every request."""
+    args = ["--public", "--node", sh(dep), "--node", bj(dep), "--refresh", "0"]
+    with serve(dep, tmp_path_factory.mktemp("service"), *args, "--public-rate", "1000", "--public-burst", "1000") as s:
+        yield s
+
+
 def post(service: Service, path: str, body: bytes | dict[str, Any], key: str | None = "agency") -> tuple[int, Any]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     status, answer = call(service.url + path, method="POST", body=data, token=service.keys[key] if key else None)
@@ -313,10 +320,8 @@ def test_service_verifies_valid_revoked_and_invalid_bundles_over_http(
     assert [s["ok"] for s in answer["steps"]] == [True] * 8 and answer["trusted_checkpoint"]["tree_size"] >= 1
     status, answer = post(service, "/v1/verify", revoked)
     assert status == 200 and answer["result"] == "REVOKED"
-    tampered = json.loads(good)
-    proof = tampered["leaf"]["inclusion_proof"]
-    proof[0] = ("f" if proof[0][0] != "f" else "0") + proof[0][1:]
-    status, answer = post(service, "/v1/verify", {"bundles": [json.loads(good), json.loads(revoked), tampered]})
+    bad = json.loads(tampered(good))
+    status, answer = post(service, "/v1/verify", {"bundles": [json.loads(good), json.loads(revoked), bad]})
     assert status == 200 and answer["counts"] == {"VALID": 1, "REVOKED": 1, "INVALID": 1}, answer
     assert answer["results"][2]["summary"]["failed_step"]["reason"] == "LEAF_NOT_IN_BATCH"
     status, answer = post(service, "/v1/verify", {"license_id": lic.revoked})  # through the nodes
@@ -411,6 +416,53 @@ def test_service_reference_qr_code_resolves_through_the_nodes_and_keeps_its_stat
     saved = json.loads(service.state.read_bytes())  # the advanced trust root, usable by `licledger verify --state`
     assert saved["format"] == "licledger-verifier-state/1" and saved["checkpoint_seq"] is not None
     assert call(service.url + "/verify/assets/verify.js")[0] == 200
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+def test_service_web_page_in_chromium_shows_bundle_qr_and_tampered_verdicts(
+    browser: Any, service: Service, dep: Deployment, lic: Licenses
+) -> None:
+    """The standalone service's /verify page (``--public``) driven in headless Chromium over real HTTP."""
+    page = browser.new_page(viewport={"width": 1000, "height": 1300})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    good = dep.nodes["110000"].wait_proof(lic.active)
+
+    banner = upload(page, service.url, "bundle.json", good, "application/json")
+    assert banner.get_attribute("data-result") == "VALID"
+    assert "有效" in banner.inner_text() and "VALID" in banner.inner_text()
+    issuer = page.inner_text("#f-issuer")
+    assert "北京市" in issuer and "110000" in issuer and lic.active.split(".")[6] in issuer  # province, USCC
+    assert "有效" in page.inner_text("#status-badge") and lic.active in page.inner_text("#f-id")
+    steps = page.locator("#steps li.step-ok")
+    assert [steps.nth(i).get_attribute("data-step") for i in range(steps.count())] == [str(n) for n in range(1, 9)]
+
+    banner = upload(page, service.url, "voucher.jpg", photo_of_voucher(bj(dep), lic.active), "image/jpeg")
+    assert banner.get_attribute("data-result") == "VALID"  # the voucher's QR code carries the whole bundle
+    assert lic.active in page.inner_text("#f-id") and page.locator("#steps li.step-ok").count() == 8
+
+    bundle = json.loads(dep.nodes["110000"].wait_proof(lic.revoked))
+    ref = QrReference(lic.revoked, "110000", bytes.fromhex(bundle["commitment"]), "http://192.0.2.1:1").to_qr_payload()
+    png = io.BytesIO()
+    segno.make_qr(ref, error="m").save(png, kind="png", scale=8)
+    banner = upload(page, service.url, "reference.png", png.getvalue(), "image/png")
+    assert banner.get_attribute("data-result") == "REVOKED"  # resolved through the service's --node URLs
+    assert "已吊销" in banner.inner_text() and "已吊销" in page.inner_text("#status-badge")
+
+    banner = upload(page, service.url, "tampered.json", tampered(good), "application/json")
+    assert banner.get_attribute("data-result") == "INVALID"
+    assert "核验未通过" in banner.inner_text() and "LEAF_NOT_IN_BATCH" in banner.inner_text()
+    failing = page.locator("#steps li.step-fail")
+    assert failing.count() == 1 and failing.get_attribute("data-step") == "4"
+    assert "LEAF_NOT_IN_BATCH" in failing.inner_text()
+    assert page.locator("#steps li.step-ok").count() == 4  # 1, 6, 2, 3 ran before 4
+    assert page.locator("#steps li.step-skip").count() == 3  # 5, 7, 8 not run
+    assert not errors, errors
 
 
 def test_service_with_a_lying_node_raises_the_alarm_and_keeps_its_trust_root(

@@ -7,18 +7,17 @@ from __future__ import annotations
 import io
 import json
 import os
-import random
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pypdfium2 as pdfium  # type: ignore[import-untyped]
 import pytest
 from fastapi.testclient import TestClient
-from onlinekit import KEK, Deployment, Licenses, call, prepare
-from PIL import Image, ImageFilter
+from onlinekit import KEK, Deployment, Licenses, prepare
+from PIL import Image
+from webkit import chromium, photo_of_voucher, tampered, upload
 
 from node.apikeys import create_key
 from node.context import open_node
@@ -26,17 +25,6 @@ from node.main import create_app
 from node.settings import load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -77,31 +65,6 @@ def bundle_of(dep: Deployment, license_id: str) -> bytes:
     status, body = dep.nodes["110000"].proof(license_id)
     assert status == 200, body
     return body
-
-
-def tampered(bundle: bytes) -> bytes:
-    """The bundle with one hash of the leaf's inclusion proof changed (step 4 must fail)."""
-    value = json.loads(bundle)
-    proof = value["leaf"]["inclusion_proof"]
-    proof[0] = ("f" if proof[0][0] != "f" else "0") + proof[0][1:]
-    return json.dumps(value).encode()
-
-
-def photo_of_voucher(dep: Deployment, license_id: str) -> bytes:
-    status, pdf = call(f"{dep.nodes['110000'].url}/v1/licenses/{license_id}/voucher.pdf?view=public")
-    assert status == 200
-    page = pdfium.PdfDocument(pdf)[0].render(scale=2).to_pil().convert("RGB")
-    im = page.rotate(-3, expand=True, fillcolor=(210, 205, 198), resample=Image.Resampling.BICUBIC)
-    im = im.filter(ImageFilter.GaussianBlur(0.5))
-    rnd = random.Random(3)
-    px = im.load()
-    assert px is not None
-    for _ in range(4000):
-        x, y, v = rnd.randrange(im.width), rnd.randrange(im.height), rnd.randrange(256)
-        px[x, y] = (v, v, v)
-    out = io.BytesIO()
-    im.save(out, "JPEG", quality=85)
-    return out.getvalue()
 
 
 # --- the API -----------------------------------------------------------------------------------------------------
@@ -178,7 +141,7 @@ def test_malformed_field_in_a_batch_is_named_by_index_and_path(
 
 def test_qr_photo_and_garbage_images(api: tuple[TestClient, dict[str, str]], dep: Deployment, lic: Licenses) -> None:
     client, keys = api
-    photo = photo_of_voucher(dep, lic.active)
+    photo = photo_of_voucher(dep.nodes["110000"].url, lic.active)
     answer = client.post("/v1/verify/qr", content=photo, headers=bearer(keys, "agency"))
     assert answer.status_code == 200 and answer.json()["result"] == "VALID", answer.text
     assert answer.json()["qr"]["form"] == "offline"
@@ -223,20 +186,8 @@ def test_verify_is_rate_limited_per_credential(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
-
-
-def _upload(page: Any, url: str, name: str, data: bytes, mime: str) -> Any:
-    page.goto(url + "/verify")
-    page.set_input_files("#file", files=[{"name": name, "mimeType": mime, "buffer": data}])
-    page.wait_for_selector("#result:not([hidden])", timeout=20_000)
-    return page.locator("#banner")
 
 
 def test_web_page_shows_valid_revoked_invalid_and_qr_verdicts(
@@ -247,26 +198,26 @@ def test_web_page_shows_valid_revoked_invalid_and_qr_verdicts(
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
 
-    banner = _upload(page, url, "bundle.json", bundle_of(dep, lic.active), "application/json")
+    banner = upload(page, url, "bundle.json", bundle_of(dep, lic.active), "application/json")
     assert banner.get_attribute("data-result") == "VALID"
     assert "有效" in banner.inner_text() and "VALID" in banner.inner_text()
     assert "北京市" in page.inner_text("#f-issuer")
     assert page.locator("#steps li.step-ok").count() == 8
     page.screenshot(path=str(tmp_path / "valid.png"), full_page=True)
 
-    banner = _upload(page, url, "revoked.json", bundle_of(dep, lic.revoked), "application/json")
+    banner = upload(page, url, "revoked.json", bundle_of(dep, lic.revoked), "application/json")
     assert banner.get_attribute("data-result") == "REVOKED"
     assert "已吊销" in page.inner_text("#status-badge")
     page.screenshot(path=str(tmp_path / "revoked.png"), full_page=True)
 
-    banner = _upload(page, url, "tampered.json", tampered(bundle_of(dep, lic.active)), "application/json")
+    banner = upload(page, url, "tampered.json", tampered(bundle_of(dep, lic.active)), "application/json")
     assert banner.get_attribute("data-result") == "INVALID"
     failing = page.locator("#steps li.step-fail")
     assert failing.count() == 1 and failing.get_attribute("data-step") == "4"
     assert "LEAF_NOT_IN_BATCH" in failing.inner_text() and "LEAF_NOT_IN_BATCH" in banner.inner_text()
     page.screenshot(path=str(tmp_path / "invalid.png"), full_page=True)
 
-    banner = _upload(page, url, "voucher.jpg", photo_of_voucher(dep, lic.active), "image/jpeg")
+    banner = upload(page, url, "voucher.jpg", photo_of_voucher(dep.nodes["110000"].url, lic.active), "image/jpeg")
     assert banner.get_attribute("data-result") == "VALID"
     assert lic.active in page.inner_text("#f-id")
     page.screenshot(path=str(tmp_path / "qr.png"), full_page=True)
