@@ -66,13 +66,17 @@ class KeyFile:
         self._key = key if key is not None else decrypt_private_key(self.path.read_bytes(), kek)
         self._checked = clock()
 
-    def current(self) -> PrivateKey:
-        """The key to sign with now: the file's key if it was replaced by an acceptable one, else the same."""
+    def current(self, *, fresh: bool = False) -> PrivateKey:
+        """The key to sign with now: the file's key if it was replaced by an acceptable one, else the same.
+
+        ``fresh`` looks at the file now (one ``stat``) instead of at most once per ``check_interval``: for a
+        signature that must not be made with a key the file no longer holds (a node's seal right after a
+        rotation's switch, docs/node.md "Key rotation")."""
         now = self._clock()
-        if now - self._checked < self._interval:
+        if not fresh and now - self._checked < self._interval:
             return self._key
         with self._lock:
-            if now - self._checked >= self._interval:
+            if fresh or now - self._checked >= self._interval:
                 self._checked = now
                 self._reload()
             return self._key

@@ -68,6 +68,15 @@ class NodeContext:
         if self.key_file is not None:
             self.key_file.replace(key)
 
+    def sealing_key(self) -> PrivateKey:
+        """The key to seal with now: :attr:`signing_key`, with the key file looked at now (one ``stat``) rather
+        than at most once a second. ``rotate-key submit`` removes the pending key and installs the new one in
+        one rename, so after :meth:`check_no_pending_rotation` passed this is never the key just retired (whose
+        seals, dated after the rotation's request time, would not verify)."""
+        if self.key_file is not None:
+            self.key = self.key_file.current(fresh=True)
+        return self.key
+
     def check_no_pending_rotation(self) -> None:
         """Raise :class:`~node.errors.RotationPendingError` while a key rotation is pending (docs/node.md, "Key
         rotation"): a seal or ledger transaction by the old key after the request time would not verify (or would

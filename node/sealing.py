@@ -127,7 +127,7 @@ class Sealer:
         """The sealer for ``node`` now; :class:`~node.errors.RotationPendingError` while a key rotation is pending."""
         node.check_no_pending_rotation()
         s = node.settings
-        return cls(s.province, s.authority_uscc, s.authority, node.signing_key, node.secrets)
+        return cls(s.province, s.authority_uscc, s.authority, node.sealing_key(), node.secrets)
 
     def check_issuer(self, doc: License) -> None:
         """:class:`DocumentError` on ``issuer.*`` unless this node's province and authority issued ``doc``."""
@@ -278,6 +278,12 @@ def _work(documents: Sequence[Mapping[str, Any] | bytes], now_ms: int) -> list[S
     return _worker.prepare_many(documents, now_ms)
 
 
+def _ping() -> tuple[int, str]:
+    """This worker's process id and the id of the key it seals with (:meth:`SealingPool.warm_up`)."""
+    assert _worker is not None, "sealing worker not initialised"
+    return os.getpid(), _worker.key.key_id
+
+
 def default_workers() -> int:
     return os.cpu_count() or 1
 
@@ -298,6 +304,7 @@ class SealingPool:
             raise ValueError("workers must be >= 0")
         self.sealer = Sealer.of(node)
         self.workers = workers
+        self._node = node
         self._pool: ProcessPoolExecutor | None = None
         if workers:
             s = node.settings
@@ -309,7 +316,7 @@ class SealingPool:
                     os.getpid(),
                     str(s.dir.resolve()),
                     s.mode,
-                    node.signing_key.key_id,
+                    self.sealer.key.key_id,
                     (self.sealer.province, self.sealer.authority_uscc, self.sealer.authority),
                 ),
             )
@@ -317,6 +324,32 @@ class SealingPool:
     def worker_pids(self) -> list[int]:
         """The worker processes' ids (for monitoring and benchmarks); empty when sealing in this process."""
         return [] if self._pool is None else [p.pid for p in self._pool._processes.values() if p.pid is not None]
+
+    def warm_up(self, timeout: float = 120.0) -> list[int]:
+        """Start every worker and wait until each has loaded its key (rule 1) and answered; returns their ids.
+
+        A worker that refuses (its keystore holds another key, e.g. after a rotation's switch) breaks the pool:
+        ``BrokenProcessPool`` is raised; ``TimeoutError`` if they are not all up within ``timeout`` seconds."""
+        if self._pool is None:
+            return []
+        deadline = time.monotonic() + timeout
+        answered: set[int] = set()
+        while True:
+            # submitted together, the pings start every worker (the executor spawns one per job while none is
+            # idle); a worker that was slower to start than the others answers a later round
+            for future in [self._pool.submit(_ping) for _ in range(self.workers)]:
+                pid, key_id = future.result(timeout=max(0.0, deadline - time.monotonic()))
+                if key_id != self.sealer.key.key_id:  # rule 1 already refuses this; checked again, cheaply
+                    raise RuntimeError(
+                        f"worker {pid} seals with key {key_id[:16]}..., not {self.sealer.key.key_id[:16]}..."
+                    )
+                answered.add(pid)
+            pids = self.worker_pids()
+            if len(pids) >= self.workers and answered >= set(pids):
+                return sorted(pids)
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{len(answered)} of {self.workers} sealing workers answered within {timeout} s")
+            time.sleep(0.05)
 
     def __enter__(self) -> SealingPool:
         return self
@@ -337,7 +370,9 @@ class SealingPool:
         ]
 
     def map(self, documents: Sequence[Mapping[str, Any] | bytes], now_ms: int) -> list[Sealed | Rejected]:
-        """Validate and seal ``documents``; answers in input order."""
+        """Validate and seal ``documents``; answers in input order. :class:`~node.errors.RotationPendingError`,
+        nothing sealed, while a key rotation is pending (also for a pool started before the request)."""
+        self._node.check_no_pending_rotation()
         if self._pool is None:
             return self.sealer.prepare_many(documents, now_ms)
         return [answer for job in self._submit(documents, now_ms) for answer in job.result()]
@@ -373,23 +408,3 @@ class SealingPool:
             for _, futures in window:
                 for future in futures:
                     future.cancel()
-
-
-_shared: SealingPool | None = None
-
-
-def share_pool(pool: SealingPool | None) -> None:
-    """Make ``pool`` the one ``POST /v1/licenses/batch`` uses for its node (``node serve --seal-workers``)."""
-    global _shared
-    _shared = pool
-
-
-def shared_pool(node: NodeContext) -> SealingPool | None:
-    """The shared pool if it seals for ``node`` (same key), else ``None``: seal in the request's thread."""
-    pool = _shared
-    if pool is None or (pool.sealer.key.key_id, pool.sealer.authority_uscc) != (
-        node.signing_key.key_id,
-        node.settings.authority_uscc,
-    ):
-        return None
-    return pool

@@ -4,7 +4,7 @@
   key SM4-encrypted under ``LICLEDGER_KEK`` (:mod:`core.keystore`), the node secret, and a first operator API
   key, printed once.
 * ``serve [--seal-workers N]``: the HTTP API under uvicorn (migrates first); the batch route's sealing in N
-  worker processes (:mod:`node.sealing`).
+  worker processes that follow key rotations (:mod:`node.sealworkers`).
 * ``apikey create|list|revoke``: API keys, stored hashed.
 * ``import FILE [--workers N]``: resumable bulk import of JSON lines (:mod:`node.importer`), sealed by N worker
   processes (default: the CPUs) while this one stores.
@@ -226,24 +226,27 @@ def _join_network(network_dir: Path, member: str | None, authority_uscc: str | N
     default=0,
     show_default=True,
     help="Processes that validate and seal the documents of POST /v1/licenses/batch (0: in the request's "
-    "thread). Each loads the key from the node's keystore with LICLEDGER_KEK.",
+    "thread). Each loads the key from the node's keystore with LICLEDGER_KEK; after a key rotation they are "
+    "replaced by processes holding the new key.",
 )
 def serve(directory: Path | None, host: str | None, port: int | None, seal_workers: int) -> None:
     """Run the node's HTTP API (uvicorn); migrates the database first."""
     import uvicorn
 
-    from node import sealing
     from node.context import open_node
     from node.logsafe import configure_logging, uvicorn_log_config
     from node.main import create_app
+    from node.sealworkers import SealingWorkers, share
 
     settings = _settings(directory, host=host, port=port)
     configure_logging(settings.log_level)
     ctx = open_node(settings)
     scheduler = None
-    pool = sealing.SealingPool(ctx, seal_workers) if seal_workers else None
-    sealing.share_pool(pool)
+    workers = SealingWorkers(ctx, seal_workers) if seal_workers else None
     try:
+        if workers is not None:
+            workers.start()
+            share(workers)
         if settings.anchor_in_process and ctx.ledger is not None:
             from sync.scheduler import start_background
 
@@ -258,9 +261,9 @@ def serve(directory: Path | None, host: str | None, port: int | None, seal_worke
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=True)
-        if pool is not None:
-            sealing.share_pool(None)
-            pool.close()
+        if workers is not None:
+            share(None)
+            workers.close()
         ctx.close()
 
 

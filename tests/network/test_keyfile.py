@@ -90,3 +90,14 @@ def test_replace_adopts_at_once(path: Path, old: PrivateKey) -> None:
     assert kf.current().key_id == new.key_id
     clock.t = 3
     assert kf.current().key_id == new.key_id
+
+
+def test_fresh_looks_at_the_file_now(path: Path, old: PrivateKey) -> None:
+    """A node's seal right after a rotation's switch must not use the key the file no longer holds."""
+    clock = Clock()
+    kf = KeyFile(path, KEK, check_interval=1.0, clock=clock)
+    new = PrivateKey.generate()
+    install_key_file(path, encrypt_private_key(new, KEK))
+    assert kf.current().key_id == old.key_id  # within the interval
+    assert kf.current(fresh=True).key_id == new.key_id
+    assert kf.current().key_id == new.key_id

@@ -11,7 +11,7 @@ from nodekit import NodeUnderTest, institutions, nurses, physicians
 
 from core import canonical, synth
 from core.seal import Seal, verify_seal
-from node import sealing
+from node import sealworkers
 from node.records import MAX_BATCH
 
 URL = "/v1/licenses/batch"
@@ -114,17 +114,20 @@ def test_only_the_operator_issues_batches(node: NodeUnderTest, role: str, status
 def test_a_shared_pool_of_sealing_workers_gives_the_same_answers(node: NodeUnderTest) -> None:
     docs = physicians(150, seed=46) + nurses(50, seed=46)
     bad = [dict(docs[0], version=2)]
-    with sealing.SealingPool(node.ctx, 2) as pool:
-        sealing.share_pool(pool)
+    with sealworkers.SealingWorkers(node.ctx, 2) as workers:
+        workers.start()
+        sealworkers.share(workers)
         try:
-            assert sealing.shared_pool(node.ctx) is pool
+            with sealworkers.lease(node.ctx) as pool:
+                assert pool is not None and pool.sealer.key.key_id == node.ctx.signing_key.key_id
             rejected = _post(node, [*docs[1:], *bad])
             assert rejected.status_code == 422 and any(
                 k.startswith("documents[199].") for k in rejected.json()["errors"]
             )
             response = _post(node, docs)
+            assert (workers.batches_by_workers, workers.batches_in_thread) == (3, 0)
         finally:
-            sealing.share_pool(None)
+            sealworkers.share(None)
     assert response.status_code == 201, response.text
     _check_issued(node, docs[:20], {**response.json(), "count": 20, "licenses": response.json()["licenses"][:20]})
     assert _stored(node) == (200, 200, 200, 200)

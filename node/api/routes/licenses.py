@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Request
 
 from core.errors import DocumentError
-from node import audit, queries, records, sealing
+from node import audit, queries, records, sealworkers
 from node.access import Principal, in_scope, sees_personal_data
 from node.api.deps import Ctx, HistoryReader, NodeDep, Operator, Reader, SessionDep, StatusReader
 from node.api.schemas import (
@@ -78,7 +78,9 @@ def _issued(stored: records.Stored) -> Issued:
 def issue_licenses(body: RawBody, _: Operator, session: SessionDep, node: NodeDep, ctx: Ctx) -> IssuedBatch:
     """Issue up to 500 licenses in one transaction, all or nothing: 422 naming ``documents[i].<field>`` of every
     bad document, 409 naming those already registered. Each is audited (``license.issue``) as if issued alone."""
-    stored = records.issue_batch(session, node, records.batch_documents(body), ctx, pool=sealing.shared_pool(node))
+    documents = records.batch_documents(body)
+    with sealworkers.lease(node) as pool:  # held while sealing and storing: a replaced pool drains first
+        stored = records.issue_batch(session, node, documents, ctx, pool=pool)
     session.commit()
     return IssuedBatch(count=len(stored), licenses=[_issued(s) for s in stored])
 

@@ -1,4 +1,5 @@
-"""The authority's statistics (``/v1/stats``) and the audit log (``/v1/audit``)."""
+"""The authority's statistics (``/v1/stats``), the audit log (``/v1/audit``) and the sealing workers' state
+(``/v1/sealing``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from node import audit, queries
+from node import audit, queries, sealworkers
 from node.api.deps import AuditReader, Ctx, SessionDep, StatisticsReader
 from node.api.routes.licenses import ERRORS
 from node.api.schemas import AuditPage
@@ -50,3 +51,11 @@ def audit_log(
     )
     session.commit()
     return {"entries": entries}
+
+
+@router.get("/v1/sealing", responses=ERRORS)
+def sealing_workers(_: StatisticsReader) -> dict[str, Any]:
+    """The batch route's sealing workers (``node serve --seal-workers N``): the key id their pool seals with,
+    their process ids, processes of a replaced pool still draining, pools started (one more per key rotation),
+    batches sealed by the workers and in the request's thread. Identifiers and counts only."""
+    return sealworkers.status()
