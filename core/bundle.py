@@ -58,6 +58,7 @@ from core.errors import DocumentError, FormatError
 from core.hashing import sm3
 from core.licenses import License, canonical_bytes, parse_document, parse_license_id
 from core.merkle import leaf_hash
+from core.native import NATIVE
 from core.seal import Seal
 from core.smt import SparseProof
 from core.transactions import STATUSES
@@ -191,6 +192,8 @@ def _str(value: object, path: str, max_length: int = 256) -> str:
 
 
 def _hash(value: object, path: str) -> bytes:
+    if NATIVE is not None and (parsed := NATIVE.hash_from_hex(value)) is not None:
+        return parsed
     if type(value) is not str or not _HEX64.fullmatch(value):
         raise InvalidBundleError(path, "must be 64 lower-case hex digits (an SM3 hash)")
     return bytes.fromhex(value)
@@ -203,6 +206,8 @@ def _hex64(value: object, path: str) -> str:
 
 
 def _proof(value: object, path: str) -> tuple[bytes, ...]:
+    if NATIVE is not None and (hashes := NATIVE.hashes_from_hex(value)) is not None and len(hashes) <= MAX_PROOF_HASHES:
+        return hashes
     if not isinstance(value, list):
         raise InvalidBundleError(path, f"must be an array of hashes, not {_type_name(value)}")
     if len(value) > MAX_PROOF_HASHES:

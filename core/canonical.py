@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.errors import EncodingError
+from core.native import NATIVE
 
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 64
@@ -155,6 +156,8 @@ def encode(value: Any) -> bytes:
 
     Raises :class:`EncodingError` naming the path of the first value that cannot be encoded.
     """
+    if NATIVE is not None and (native := NATIVE.encode(value)) is not None:
+        return native  # the same bytes; None (floats, big integers, astral keys, ...) leaves it to the code below
     if _plain(value, 0):
         # For these values json.dumps emits exactly the RFC 8785 form: code-point key order equals UTF-16 order
         # within the BMP, its string escapes are JSON.stringify's, and integers print as digits. A lone surrogate
@@ -243,6 +246,11 @@ def _check_surrogates(value: Any) -> None:
 
 def decode(data: bytes | str) -> Any:
     """Parse JSON strictly: UTF-8, no floats, no NaN/Infinity, no duplicate keys, safe integers only."""
+    if NATIVE is not None and type(data) is bytes:
+        try:
+            return NATIVE.decode(data)  # the same value; it declines whatever the code below must decide
+        except NATIVE.Decline:
+            pass
     if isinstance(data, bytes | bytearray):
         try:
             text = bytes(data).decode("utf-8")

@@ -32,6 +32,7 @@ from enum import StrEnum
 from core.divisions import is_division_code
 from core.divisions import province_of as province_of  # re-exported: GB/T 2260 lives in core.divisions
 from core.errors import DocumentError
+from core.native import NATIVE
 
 # --- ISO 7064 --------------------------------------------------------------------------------
 
@@ -44,6 +45,8 @@ def iso7064_mod11_2(digits: str) -> str:
 
     Pure system, modulus 11, radix 2: the check character makes ``sum(a_i * 2^(n-i)) ≡ 1 (mod 11)``.
     """
+    if NATIVE is not None and (check := NATIVE.mod11_2(digits)) is not None:
+        return check
     total = 0
     for ch in digits:
         if not "0" <= ch <= "9":
@@ -66,6 +69,8 @@ MOD37_36_START = 36
 
 def mod37_36_state(text: str, state: int = MOD37_36_START) -> int:
     """Run the MOD 37,36 recurrence over ``text`` from ``state``; lets callers precompute a fixed prefix."""
+    if NATIVE is not None and (native := NATIVE.mod37_36_state(text, state)) is not None:
+        return native
     table = _MOD37_36_NEXT
     p = state
     try:
@@ -168,6 +173,8 @@ def uscc_check_char(first17: str) -> str:
     """The GB 32100-2015 check character of the first 17 characters of a unified social credit code."""
     if not isinstance(first17, str):
         raise TypeError(f"first17 must be str, not {type(first17).__name__}")
+    if NATIVE is not None and (check := NATIVE.uscc_check_char(first17)) is not None:
+        return check
     if len(first17) != 17:
         raise DocumentError(f"expected 17 characters, got {len(first17)}")
     total = 0

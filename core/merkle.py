@@ -36,6 +36,7 @@ from typing import Any
 from core.canonical import MAX_SAFE_INTEGER
 from core.errors import FormatError, ProofFormatError, RootMismatchError
 from core.hashing import SM3, HashFunction
+from core.native import NATIVE
 
 __all__ = [
     "CompactRange",
@@ -134,6 +135,10 @@ def root_from_inclusion_proof(
     Raises :class:`ProofFormatError` if ``leaf_index >= tree_size``, a hash has the wrong length, or the proof
     does not have exactly the number of hashes the sizes require.
     """
+    if h is SM3 and NATIVE is not None:  # same root, or None: then the code below decides (and says why)
+        root = NATIVE.inclusion_root(leaf_index, tree_size, leaf_hash, proof)
+        if root is not None:
+            return root
     _check_untrusted_int(leaf_index, "leaf_index")
     _check_untrusted_int(tree_size, "tree_size")
     if leaf_index >= tree_size:

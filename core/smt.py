@@ -46,6 +46,7 @@ from typing import Any, Protocol
 from core.errors import FormatError, ProofFormatError, RootMismatchError
 from core.hashing import SM3, HashFunction
 from core.merkle import LEAF_PREFIX, NODE_PREFIX, parse_hex_hash
+from core.native import NATIVE
 
 __all__ = [
     "DEPTH",
@@ -259,6 +260,12 @@ def verify_sparse_proof(
         raise TypeError(f"proof must be a SparseProof, not {type(proof).__name__}")
     if not isinstance(root_hash, bytes) or len(root_hash) != h.digest_size:
         raise ProofFormatError(f"root hash must be {h.digest_size} bytes")
+    if h is SM3 and NATIVE is not None:  # the same root, or None: then the code below decides (and says why)
+        calculated = NATIVE.sparse_root(key, value_hash, proof._depths, proof.siblings)
+        if calculated is not None:
+            if calculated != root_hash:
+                raise RootMismatchError(root_hash, calculated, what="sparse Merkle root")
+            return
     defaults = default_hashes(h)
     if value_hash is None:
         x = defaults[DEPTH]
