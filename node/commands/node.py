@@ -14,6 +14,8 @@
 * ``anchor [--once] [--force]``: the anchoring worker (:mod:`sync.anchor`); ``serve`` also runs it in-process.
 * ``reconcile [--no-repair]``: compare the node's records with the ledger (:mod:`sync.reconcile`).
 * ``rotate-key request|submit``: rotate the signing key through the ledger (:mod:`node.commands.rotate`).
+* ``backfill-version-updates [--apply]``: enqueue the version updates a database made before them lacks
+  (:mod:`node.commands.backfill`).
 
 Secrets never come from the command line: the KEK is read from the environment only.
 """
@@ -31,6 +33,7 @@ from core.divisions import PROVINCES, province_of
 from core.errors import DocumentError
 from core.keystore import encrypt_private_key
 from core.sm2 import PrivateKey
+from node.commands.backfill import backfill_version_updates
 from node.commands.rotate import rotate_key
 from node.settings import (
     DATABASE_FILE,
@@ -476,3 +479,4 @@ def import_(file: Path, directory: Path | None, chunk_lines: int, workers: int |
 
 
 node.add_command(rotate_key)
+node.add_command(backfill_version_updates)
