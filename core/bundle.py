@@ -56,7 +56,7 @@ from core.commitment import COMMITMENT_SIZE, LEAF_TYPE, commitment, leaf_data
 from core.consortium import PROVINCE, MemberRecord, validate_member_name
 from core.errors import DocumentError, FormatError
 from core.hashing import sm3
-from core.licenses import License, canonical_bytes, parse_document, parse_license_id
+from core.licenses import License, canonical_bytes, parse_document, parse_license_id, parse_signed_document
 from core.merkle import leaf_hash
 from core.native import NATIVE
 from core.seal import Seal
@@ -358,7 +358,8 @@ class StatusRecord:
 
 # Bundles verified together share their checkpoint note, the issuer's member section and often a batch. Parsing
 # is a pure function of the JSON value and the parsed objects are immutable, so they are memoised (bounded), keyed
-# by the value's JSON text (``json.dumps`` is injective on the values ``canonical.decode`` yields).
+# by the value's canonical bytes, or its JSON text where the native encoder declines (both are injective on the
+# values ``canonical.decode`` yields, and a bytes key never equals a str key).
 _CACHE_LIMIT = 256
 
 
@@ -366,12 +367,12 @@ class _Memo(Generic[T]):
     __slots__ = ("_items",)
 
     def __init__(self) -> None:
-        self._items: dict[str, T] = {}
+        self._items: dict[str | bytes, T] = {}
 
-    def get(self, key: str) -> T | None:
+    def get(self, key: str | bytes) -> T | None:
         return self._items.get(key)
 
-    def put(self, key: str, value: T) -> T:
+    def put(self, key: str | bytes, value: T) -> T:
         if len(self._items) >= _CACHE_LIMIT:
             self._items.clear()
         self._items[key] = value
@@ -384,7 +385,9 @@ _BATCHES: _Memo[BatchRecord] = _Memo()
 _KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
-def _json_key(value: object) -> str:
+def _json_key(value: object) -> str | bytes:
+    if NATIVE is not None and (key := NATIVE.encode(value)) is not None:
+        return key
     return _KEY_ENCODER.encode(value)
 
 
@@ -427,7 +430,7 @@ def _batch_record(value: object, path: str) -> BatchRecord:
 
 def _document(value: object, path: str) -> License:
     try:
-        return parse_document(value)  # type: ignore[arg-type]
+        return parse_signed_document(value)  # type: ignore[arg-type]
     except DocumentError as exc:
         field = next(iter(sorted(exc.errors)), "$")
         sub = path if field == "$" else f"{path}.{field}"

@@ -25,7 +25,7 @@ Standards implemented:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
@@ -295,11 +295,18 @@ _VERSION = re.compile(r"[0-9]{3}")
 
 
 def _check_type_code(type_code: str) -> None:
+    if type_code in _CHECKED_TYPE_CODES:  # the few type codes in use, checked once
+        return
     if _TYPE_CODE.fullmatch(type_code) is None:
         raise DocumentError(
             "license type code must be a definer's 18-character unified social credit code and 3 digits"
         )
     validate_uscc(type_code[:18])
+    if len(_CHECKED_TYPE_CODES) < 64:
+        _CHECKED_TYPE_CODES.add(type_code)
+
+
+_CHECKED_TYPE_CODES: set[str] = set()
 
 
 def _check_serial(serial: str) -> None:
@@ -328,6 +335,8 @@ class LicenseId:
     serial: str
     version: int
     check: str
+    _base: str = field(init=False, repr=False, compare=False)
+    _text: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("type_code", "issuer_uscc", "serial", "check"):
@@ -345,6 +354,10 @@ class LicenseId:
             raise DocumentError(
                 f"license identifier check character is {self.check!r}, expected {expected} (ISO/IEC 7064 MOD 37,36)"
             )
+        # both read many times per proof bundle; kept once the fields are known to be valid
+        base = f"{LICENSE_OID}.{self.type_code}.{self.issuer_uscc}.{self.serial}"
+        object.__setattr__(self, "_base", base)
+        object.__setattr__(self, "_text", f"{base}.{self.version:03d}.{self.check}")
 
     def _check_input(self) -> str:
         return f"{self.type_code}{self.issuer_uscc}{self.serial}{self.version:03d}"
@@ -382,12 +395,12 @@ class LicenseId:
         return cls(type_code, issuer, serial, int(version), check)
 
     def __str__(self) -> str:
-        return f"{self.base}.{self.version:03d}.{self.check}"
+        return self._text
 
     @property
     def base(self) -> str:
         """The identifier without version and check character: names the license across its versions."""
-        return f"{LICENSE_OID}.{self.type_code}.{self.issuer_uscc}.{self.serial}"
+        return self._base
 
     @property
     def kind(self) -> LicenseKind | None:

@@ -593,6 +593,22 @@ def parse_document(data: Mapping[str, Any] | bytes) -> License:
         raise DocumentError(f"invalid {kind} license", _collect(exc)) from None
 
 
+def parse_signed_document(data: Mapping[str, Any]) -> License:
+    """:func:`parse_document` for a document that arrives under a commitment and a seal (a proof bundle's
+    disclosure). The license's :func:`canonical_bytes` are then those of ``data`` as given, so that the commitment
+    and the seal are checked over the bytes received, never over a re-serialisation of what was parsed from them
+    (python-tuf's rule for signed metadata). A document the issuer signed is its license's canonical dump, so both
+    are the same bytes; a document rewritten into another value that parses to the same license (a default left
+    out, say) is not what was signed, and its seal and commitment fail.
+    """
+    license = parse_document(data)
+    try:
+        license.__dict__[_CANONICAL_BYTES] = canonical.encode(data)
+    except EncodingError as exc:
+        raise DocumentError("license document has no canonical encoding", {"$": str(exc)}) from None
+    return license
+
+
 def canonical_bytes(license: License) -> bytes:
     """The canonical bytes (RFC 8785 subset) of a license: what is committed to and sealed (computed once per
     license object)."""

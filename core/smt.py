@@ -209,6 +209,13 @@ class SparseProof:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], h: HashFunction = SM3) -> SparseProof:
         """Parse :meth:`to_dict` output strictly; raises :class:`ProofFormatError` naming the problem."""
+        if NATIVE is not None and h is SM3 and type(d) is dict and d.keys() == _PROOF_KEYS and d["hash"] == SM3.name:
+            bitmap_bytes = NATIVE.hash_from_hex(d["bitmap"])  # 64 lower-case hex digits, as for a hash
+            sibling_hashes = NATIVE.hashes_from_hex(d["siblings"])
+            if bitmap_bytes is not None and sibling_hashes is not None:
+                fast = cls(bitmap_bytes, sibling_hashes)
+                _check_siblings(fast, h)
+                return fast
         if not isinstance(d, Mapping):
             raise ProofFormatError(f"sparse proof must be an object, not {type(d).__name__}")
         if set(d) != {"hash", "bitmap", "siblings"}:
@@ -227,6 +234,9 @@ class SparseProof:
         proof = cls(bytes.fromhex(bitmap), siblings)
         _check_siblings(proof, h)
         return proof
+
+
+_PROOF_KEYS = frozenset(("hash", "bitmap", "siblings"))
 
 
 def _check_siblings(proof: SparseProof, h: HashFunction) -> tuple[int, ...]:
