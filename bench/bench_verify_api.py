@@ -8,14 +8,17 @@ anchoring) with ``--licenses`` issued and anchored; the bundles are fetched from
 SM2 seal to verify, and public view, without). The load generator is a separate Python process with ``--clients``
 threads, each on its own keep-alive HTTP connection, sending for ``--seconds`` or ``--max-requests``, whichever
 comes first (bounded in count and time, loopback only). Scenarios: one disclosed bundle per request, one public
-bundle per request, and batches of ``--batch`` disclosed bundles. ``vs SM2`` divides verifications/s by the raw
-``PublicKey.verify`` rate of the same seals measured in this process before the load (the bound for disclosed
-bundles: one SM2 verification each).
+bundle per request, and batches of ``--batch`` disclosed bundles; then the same batches on the standalone service
+(``licledger verifier serve``, offline, one uvicorn process) verifying in its web process, and with
+``--service-workers`` worker processes (``--workers``; batches of at least 32 go to them). ``vs SM2`` divides
+verifications/s by the raw ``PublicKey.verify`` rate of the same seals measured in this process before the load
+(the bound for disclosed bundles: one SM2 verification each).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -25,6 +28,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +97,74 @@ def _sm2_rate(bundles: list[bytes], seconds: float = 2.0) -> float:
     return n / (time.perf_counter() - start)
 
 
+def _scenario(
+    url: str, token: str, bodies: list[bytes], per: int, args: argparse.Namespace, tmp: Path
+) -> tuple[int, int, float, float, float, float, float, float]:
+    """Load ``url``'s ``POST /v1/verify`` with ``bodies`` from ``--procs`` other processes; the table's figures."""
+    job = tmp / "job.json"
+    job.write_text(
+        json.dumps(
+            {
+                "url": url,
+                "token": token,
+                "bodies": [b.decode() for b in bodies],
+                "clients": max(1, args.clients // args.procs),
+                "seconds": args.seconds,
+                "max_requests": max(1, (args.max_requests if per == 1 else args.max_requests // per) // args.procs),
+            }
+        )
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--load", str(job)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for _ in range(args.procs)
+    ]
+    parts = [json.loads(p.communicate(timeout=args.seconds + 120)[0]) for p in procs]
+    ok, errors = sum(x["ok"] for x in parts), sum(x["errors"] for x in parts)
+    seconds = max(x["seconds"] for x in parts)
+    lat = sorted(v for x in parts for v in x["latencies"])
+    rps = ok / seconds
+    top = lat[-1] if lat else float("nan")
+    return ok, errors, rps, rps * per, _pct(lat, 50), _pct(lat, 90), _pct(lat, 99), top
+
+
+@contextlib.contextmanager
+def _service(trust_root: Path, directory: Path, workers: int) -> Iterator[tuple[str, str]]:
+    """``licledger verifier serve`` offline on loopback with ``--workers``; its URL and an agency key."""
+    from onlinekit import call, free_port
+
+    directory.mkdir()
+    keys = directory / "keys.json"
+    cli = [sys.executable, "-c", "from node.cli import main; main()", "verifier"]
+    made = subprocess.run(
+        [*cli, "key", "create", "--keys", str(keys), "--name", "bench"], capture_output=True, text=True, check=True
+    )
+    port = free_port()
+    argv = [*cli, "serve", "--trust-root", str(trust_root), "--keys", str(keys), "--port", str(port)]
+    argv += ["--workers", str(workers), "--rate", "1000000", "--burst", "1000000", "--log-level", "WARNING"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if call(url + "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the verification service did not start")
+            time.sleep(0.2)
+        yield url, made.stdout.strip()
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--licenses", type=int, default=64)
@@ -100,6 +172,7 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--service-workers", type=int, default=2, help="the service's --workers in its last scenario")
     parser.add_argument("--procs", type=int, default=1, help="load processes sharing --clients")
     parser.add_argument("--load", help=argparse.SUPPRESS)  # internal: run as the load generator
     args = parser.parse_args()
@@ -139,42 +212,11 @@ def main() -> None:
                 ("public view, 1 per request", public, 1),
                 (f"disclosed, batches of {per_batch}", batches, per_batch),
             ):
-                job = Path(tmp) / "job.json"
-                job.write_text(
-                    json.dumps(
-                        {
-                            "url": node.url,
-                            "token": agency,
-                            "bodies": [b.decode() for b in bodies],
-                            "clients": max(1, args.clients // args.procs),
-                            "seconds": args.seconds,
-                            "max_requests": max(
-                                1, (args.max_requests if per == 1 else args.max_requests // per) // args.procs
-                            ),
-                        }
-                    )
-                )
-                procs = [
-                    subprocess.Popen(
-                        [sys.executable, __file__, "--load", str(job)],
-                        stdout=subprocess.PIPE,
-                        text=True,
-                        env={**os.environ, "PYTHONPATH": str(ROOT)},
-                    )
-                    for _ in range(args.procs)
-                ]
-                parts = [json.loads(p.communicate(timeout=args.seconds + 120)[0]) for p in procs]
-                r = {
-                    "ok": sum(x["ok"] for x in parts),
-                    "errors": sum(x["errors"] for x in parts),
-                    "seconds": max(x["seconds"] for x in parts),
-                }
-                lat = sorted(v for x in parts for v in x["latencies"])
-                rps = r["ok"] / r["seconds"]
-                top = lat[-1] if lat else float("nan")
-                rows.append(
-                    (name, r["ok"], r["errors"], rps, rps * per, _pct(lat, 50), _pct(lat, 90), _pct(lat, 99), top)
-                )
+                rows.append((name, *_scenario(node.url, agency, bodies, per, args, Path(tmp))))
+            for workers in (1, args.service_workers):
+                with _service(dep.network_json, Path(tmp) / f"service-{workers}", workers) as (url, key):
+                    name = f"service, batches of {per_batch}, " + (f"{workers} workers" if workers > 1 else "1 proc")
+                    rows.append((name, *_scenario(url, key, batches, per_batch, args, Path(tmp))))
         finally:
             dep.stop()
     print(f"raw SM2 verify (PublicKey.verify, the seals' payloads), this process: {sm2:,.0f}/s")
@@ -184,10 +226,10 @@ def main() -> None:
     )
     head = ("requests", "errors", "req/s", "verif/s", "vs SM2", "p50 ms", "p90 ms", "p99 ms", "max ms")
     widths = (8, 6, 8, 8, 7, 7, 7, 7, 7)
-    print(f"{'scenario':<30} " + " ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)))
+    print(f"{'scenario':<36} " + " ".join(f"{h:>{w}}" for h, w in zip(head, widths, strict=True)))
     for name, ok, errors, rps, vps, p50, p90, p99, top in rows:
         print(
-            f"{name:<30} {ok:>8} {errors:>6} {rps:>8.0f} {vps:>8.0f} {vps / sm2:>7.2f} {p50:>7.1f} {p90:>7.1f} "
+            f"{name:<36} {ok:>8} {errors:>6} {rps:>8.0f} {vps:>8.0f} {vps / sm2:>7.2f} {p50:>7.1f} {p90:>7.1f} "
             f"{p99:>7.1f} {top:>7.0f}"
         )
 

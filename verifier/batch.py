@@ -14,20 +14,28 @@ Rules, before any code:
    checkpoint's cosignatures are verified once per worker and then served from its memo.
 4. **Small inputs stay in-process**: with ``workers=1``, or fewer than :data:`MIN_PARALLEL` bundles per worker,
    starting processes costs more than it saves.
+5. **A long-running caller keeps its workers** (:class:`VerifierPool`, a verification service's ``--workers``):
+   they are started once, each in a fresh interpreter (``forkserver``, else ``spawn``: never a fork of a
+   multi-threaded web server), and every chunk carries the trust root's file bytes, which each worker loads once
+   and keeps (keyed by those bytes) while the caller's trust root stays the same, so the caller's trust root may
+   advance between two calls.
 
 Process pools are an implementation detail of this module; :mod:`verifier.core` stays free of I/O and processes.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 from verifier.core import Verdict, _check_caller, verify_bundle
 from verifier.trust import TrustRoot, load_trust_root
 
-__all__ = ["MIN_PARALLEL", "default_workers", "verify_many"]
+__all__ = ["MIN_PARALLEL", "VerifierPool", "default_workers", "verify_many"]
 
 MIN_PARALLEL = 8
 """Fewer bundles than this per worker are verified in this process."""
@@ -43,6 +51,46 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class VerifierPool:
+    """Worker processes kept for many :func:`verify_many` calls (rule 5); thread-safe. ``close()`` stops them."""
+
+    def __init__(self, workers: int) -> None:
+        if type(workers) is not int or workers < 1:
+            raise ValueError(f"workers must be a positive int, got {workers!r}")
+        self.workers = workers
+        context: multiprocessing.context.BaseContext
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            forkserver = multiprocessing.get_context("forkserver")
+            forkserver.set_forkserver_preload(["verifier.batch"])  # workers start with the verifier imported
+            context = forkserver
+        else:
+            context = multiprocessing.get_context("spawn")
+        self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        self._lock = threading.Lock()
+        self._root: tuple[TrustRoot, bytes] | None = None
+
+    def start(self) -> None:
+        """Start every worker now (otherwise the first large call does, and waits for them)."""
+        list(self._executor.map(_ready, range(self.workers)))
+
+    def _map(self, trust_root: TrustRoot, policy: _Policy, chunks: list[list[bytes | str]]) -> list[Verdict]:
+        with self._lock:
+            if self._root is None or self._root[0] is not trust_root:
+                self._root = (trust_root, trust_root.to_json())
+            data = self._root[1]
+        futures = [self._executor.submit(_verify_sent, data, trust_root.network_id, policy, c) for c in chunks]
+        return [verdict for future in futures for verdict in future.result()]
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> VerifierPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def verify_many(
     bundles: Sequence[bytes | str],
     trust_root: TrustRoot,
@@ -51,13 +99,21 @@ def verify_many(
     max_checkpoint_age_ms: int | None,
     expected_license_id: str | None = None,
     workers: int | None = None,
+    pool: VerifierPool | None = None,
 ) -> list[Verdict]:
-    """The verdict of each bundle (its JSON bytes or text), in input order; ``workers=None`` = one per CPU.
+    """The verdict of each bundle (its JSON bytes or text), in input order; ``workers=None`` = one per CPU, or the
+    ``pool``'s workers when one is given (then ``workers`` must be ``None``).
 
     Equivalent to ``[verify_bundle(b, trust_root, now_ms=..., ...) for b in bundles]`` (rule 1), faster on several
     cores for many bundles.
     """
     _check_caller(trust_root, now_ms, max_checkpoint_age_ms, expected_license_id)
+    if pool is not None:
+        if workers is not None:
+            raise ValueError("give workers or a pool, not both")
+        if not isinstance(pool, VerifierPool):
+            raise TypeError(f"pool must be a VerifierPool, not {type(pool).__name__}")
+        workers = pool.workers
     if workers is None:
         workers = default_workers()
     if type(workers) is not int or workers < 1:
@@ -81,10 +137,12 @@ def verify_many(
     size = max(1, min(_MAX_CHUNK, -(-len(items) // (workers * _CHUNKS_PER_WORKER))))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
     policy = (now_ms, max_checkpoint_age_ms, expected_license_id)
+    if pool is not None:
+        return pool._map(trust_root, policy, chunks)
     with ProcessPoolExecutor(
         max_workers=workers, initializer=_init_worker, initargs=(trust_root.to_json(), trust_root.network_id, policy)
-    ) as pool:
-        return [verdict for chunk in pool.map(_verify_chunk, chunks) for verdict in chunk]
+    ) as executor:
+        return [verdict for chunk in executor.map(_verify_chunk, chunks) for verdict in chunk]
 
 
 # --- in the worker processes -------------------------------------------------------------------------------------
@@ -105,3 +163,25 @@ def _verify_chunk(chunk: list[bytes | str]) -> list[Verdict]:
         verify_bundle(b, root, now_ms=now_ms, max_checkpoint_age_ms=max_age_ms, expected_license_id=expected)
         for b in chunk
     ]
+
+
+_ROOTS: OrderedDict[bytes, TrustRoot] = OrderedDict()
+_MAX_ROOTS = 4
+
+
+def _verify_sent(trust_root: bytes, network_id: str, policy: _Policy, chunk: list[bytes | str]) -> list[Verdict]:
+    """A :class:`VerifierPool` worker's chunk: the trust root comes along and is loaded once per worker (rule 5)."""
+    root = _ROOTS.get(trust_root)
+    if root is None:
+        root = _ROOTS[trust_root] = load_trust_root(trust_root, network_id=network_id)
+        while len(_ROOTS) > _MAX_ROOTS:
+            _ROOTS.popitem(last=False)
+    now_ms, max_age_ms, expected = policy
+    return [
+        verify_bundle(b, root, now_ms=now_ms, max_checkpoint_age_ms=max_age_ms, expected_license_id=expected)
+        for b in chunk
+    ]
+
+
+def _ready(_: int) -> None:
+    """Nothing: makes the pool start a worker."""

@@ -36,7 +36,8 @@ updater: the I/O is here, every rule is in the I/O-free core).
    verified again and a source whose parts fail is reported with the failing step's reason (evidence) and the
    next one is asked, so the status is the newest the consortium has signed.
 
-:func:`advance_online` runs steps 1-5 alone (a verification service keeping its trust root current).
+:func:`advance_online` runs steps 1-5 alone (a verification service keeping its trust root current);
+:class:`OnlineSession` runs them once and then step 6 for many bundles (a service's batch).
 
 Nothing fetched is used before a proof about it has verified. Transport failures are :class:`SourceError` and
 only make a source not count.
@@ -87,6 +88,7 @@ __all__ = [
     "NotEnoughSourcesError",
     "Observation",
     "OnlineReport",
+    "OnlineSession",
     "ReferralError",
     "Source",
     "SourceError",
@@ -459,6 +461,7 @@ class _Run:
         self.trusted = _trusted(root, seq)
         self.seen: list[Observation] = []
         self.timeout = max((s.timeout for s in self.sources), default=DEFAULT_TIMEOUT_S)
+        self._consistency: dict[tuple[Any, ...], list[bytes] | SplitViewDetectedError | UndecidedError] = {}
 
     def _say(self, source: Source, **what: Any) -> None:
         self.report.sources.append({"source": str(source), **what})
@@ -515,7 +518,21 @@ class _Run:
         return top
 
     def consistent(self, old: Observation, new: Observation) -> list[bytes]:
-        """Prove ``old`` an earlier state of ``new``'s anchor log (any source's proof); raise with evidence."""
+        """Prove ``old`` an earlier state of ``new``'s anchor log (any source's proof); raise with evidence. Each
+        pair of checkpoints is proven once per run (the outcome, proof or error, is kept)."""
+        key = (old.checkpoint, old.seq, new.checkpoint, new.seq)
+        known = self._consistency.get(key)
+        if known is None:
+            try:
+                known = self._consistent(old, new)
+            except (SplitViewDetectedError, UndecidedError) as exc:
+                known = exc
+            self._consistency[key] = known
+        if isinstance(known, Exception):
+            raise known
+        return known
+
+    def _consistent(self, old: Observation, new: Observation) -> list[bytes]:
         a, b = old.checkpoint, new.checkpoint
         if a.log_size == 0 or a.log_size == b.log_size:
             self._compare(old, new)
@@ -664,31 +681,16 @@ def verify_online(
     when given, carry ``expected_commitment`` (a voucher's QR reference). ``checkpoint_seq`` is the trusted
     checkpoint's seq, if known. Caller misuse raises ``ValueError``.
     """
-    if (license_id is None) == (bundle is None):
-        raise ValueError("give exactly one of license_id and bundle")
-    if min_sources < 1:
-        raise ValueError("min_sources must be at least 1")
-    for given in (license_id, expected_license_id):
-        if given is not None:
-            _check_license_ref(given)
-    report = OnlineReport(trust_root=trust_root)
-    unique = list({s.url: s for s in sources}.values())  # one URL counts once towards min_sources
-    run = _Run(trust_root, checkpoint_seq, unique, report, min_sources)
-    report.trusted_before = run.trusted
-    try:
-        run.gather()
-        top = run.top()
-        run.advance(top)
-        report.trust_root, report.trusted_after = run.root, run.trusted
-        candidates = _candidates(run, license_id, bundle)
-        expected = license_id or expected_license_id
-        report.verdict = _verify(run, top, candidates, now_ms, max_checkpoint_age_ms, expected, expected_commitment)
-    except SplitViewDetectedError as exc:
-        report.split_view = exc.evidence()
-    except (NotEnoughSourcesError, UndecidedError) as exc:
-        report.undecided = str(exc)
-    report.trust_root, report.trusted_after = run.root, run.trusted
-    return report
+    _check_request(license_id, bundle, expected_license_id)
+    session = OnlineSession(trust_root, sources, checkpoint_seq=checkpoint_seq, min_sources=min_sources)
+    return session.verify(
+        now_ms=now_ms,
+        max_checkpoint_age_ms=max_checkpoint_age_ms,
+        license_id=license_id,
+        bundle=bundle,
+        expected_license_id=expected_license_id,
+        expected_commitment=expected_commitment,
+    )
 
 
 Candidate = tuple[str, Callable[[], bytes | ProofBundle]]
@@ -700,20 +702,87 @@ def advance_online(
     """Steps 1-5 alone: gather and verify the sources' checkpoints, stop on a split view, prove consistency and
     advance the trust root (``report.trust_root``, ``report.trusted_after``; ``report.advanced``). Never raises
     for what sources send; ``report.split_view`` or ``report.undecided`` say why nothing advanced."""
-    if min_sources < 1:
-        raise ValueError("min_sources must be at least 1")
-    report = OnlineReport(trust_root=trust_root)
-    run = _Run(trust_root, checkpoint_seq, list({s.url: s for s in sources}.values()), report, min_sources)
-    report.trusted_before = run.trusted
-    try:
-        run.gather()
-        run.advance(run.top())
-    except SplitViewDetectedError as exc:
-        report.split_view = exc.evidence()
-    except (NotEnoughSourcesError, UndecidedError) as exc:
-        report.undecided = str(exc)
-    report.trust_root, report.trusted_after = run.root, run.trusted
-    return report
+    return OnlineSession(trust_root, sources, checkpoint_seq=checkpoint_seq, min_sources=min_sources).report
+
+
+class OnlineSession:
+    """Steps 1-5 run once, then step 6 for any number of bundles against the same newest checkpoint (*top*).
+
+    What a verification service does with a batch: each source's checkpoint is fetched and verified once, the
+    trust root is advanced once, and every consistency proof is fetched and verified once per pair of
+    checkpoints (bundles of a batch mostly share their checkpoint); then each bundle that needs it is re-proven
+    at *top* from the sources (:meth:`verify`). ``report`` is steps 1-5's (what :func:`advance_online` returns);
+    each :meth:`verify` returns a report of its own that starts as a copy of it. Never raises for what sources
+    send. One session serves one thread (a request), sequentially.
+    """
+
+    def __init__(
+        self,
+        trust_root: TrustRoot,
+        sources: Sequence[Source],
+        *,
+        checkpoint_seq: int | None = None,
+        min_sources: int = 2,
+    ) -> None:
+        if min_sources < 1:
+            raise ValueError("min_sources must be at least 1")
+        self.report = OnlineReport(trust_root=trust_root)
+        unique = list({s.url: s for s in sources}.values())  # one URL counts once towards min_sources
+        self._run = _Run(trust_root, checkpoint_seq, unique, self.report, min_sources)
+        self.report.trusted_before = self._run.trusted
+        self._top: Observation | None = None
+        try:
+            self._run.gather()
+            top = self._run.top()
+            self._run.advance(top)
+            self._top = top
+        except SplitViewDetectedError as exc:
+            self.report.split_view = exc.evidence()
+        except (NotEnoughSourcesError, UndecidedError) as exc:
+            self.report.undecided = str(exc)
+        self.report.trust_root, self.report.trusted_after = self._run.root, self._run.trusted
+
+    def verify(
+        self,
+        *,
+        now_ms: int,
+        max_checkpoint_age_ms: int | None,
+        license_id: str | None = None,
+        bundle: bytes | ProofBundle | None = None,
+        expected_license_id: str | None = None,
+        expected_commitment: bytes | None = None,
+    ) -> OnlineReport:
+        """Step 6 for one ``license_id`` or ``bundle`` (as :func:`verify_online`), against this session's *top*.
+        If steps 1-5 stopped (a split view, too few sources), the report says so and has no verdict."""
+        _check_request(license_id, bundle, expected_license_id)
+        base = self.report
+        report = dataclasses.replace(base, sources=list(base.sources), notes=list(base.notes))
+        if self._top is None:
+            return report
+        run = self._run
+        run.report = report  # what step 6 notes goes to this bundle's report
+        try:
+            candidates = _candidates(run, license_id, bundle)
+            expected = license_id or expected_license_id
+            report.verdict = _verify(
+                run, self._top, candidates, now_ms, max_checkpoint_age_ms, expected, expected_commitment
+            )
+        except SplitViewDetectedError as exc:
+            report.split_view = exc.evidence()
+        except UndecidedError as exc:
+            report.undecided = str(exc)
+        finally:
+            run.report = base
+        report.trust_root, report.trusted_after = run.root, run.trusted
+        return report
+
+
+def _check_request(license_id: str | None, bundle: bytes | ProofBundle | None, expected: str | None) -> None:
+    if (license_id is None) == (bundle is None):
+        raise ValueError("give exactly one of license_id and bundle")
+    for given in (license_id, expected):
+        if given is not None:
+            _check_license_ref(given)
 
 
 def _candidates(run: _Run, license_id: str | None, bundle: bytes | ProofBundle | None) -> list[Candidate]:

@@ -12,28 +12,35 @@ Rules, before any code:
    consistency proofs) and the state file is rewritten when it advanced. A split view or a failed advance is
    kept in :attr:`TrustState.alarm` (both checkpoints) and logged; verification goes on with the last trusted
    root. A submitted bundle whose checkpoint is too old for the policy is brought up to date through the nodes
-   (:func:`verifier.online.verify_online`: re-proven at the newest checkpoint from any node); a
-   ``{"license_id"}`` is fetched from the nodes (a node that does not hold it refers to the issuer's node).
-   Without nodes the service is offline: bundles are judged against the pinned root as given.
-3. **The same API as the node** (:mod:`verifier.service`): ``POST /v1/verify`` (a bundle, ``{"bundles":
+   (re-proven at the newest checkpoint from any node); a ``{"license_id"}`` is fetched from the nodes (a node
+   that does not hold it refers to the issuer's node). Without nodes the service is offline: bundles are judged
+   against the pinned root as given.
+3. **A request refreshes online at most once** (:class:`verifier.online.OnlineSession`): the nodes' checkpoints
+   are fetched and verified once, each consistency proof once, and every stale bundle of a batch is re-proven
+   at that one newest checkpoint (the periodic refresh of rule 2, when it falls in the request, is that run).
+   Batches of at least ``parallel_min_batch`` bundles are verified offline over ``workers`` processes
+   (:func:`verifier.batch.verify_many` with a :class:`verifier.batch.VerifierPool` started once) when
+   ``workers`` > 1. Verdicts are the same as one by one, in the same order.
+4. **The same API as the node** (:mod:`verifier.service`): ``POST /v1/verify`` (a bundle, ``{"bundles":
    [...]}`` or ``{"license_id"}``) and ``POST /v1/verify/qr`` need an agency API key (:mod:`verifier.agency_keys`;
    401 without a valid one, 403 for a revoked one), rate-limited per key; ``auditor`` keys see personal data of
    submitted disclosed bundles, ``agency`` keys get it masked. With ``public`` on, ``POST /v1/public/verify[/qr]``
    (no key, per-address rate limit, personal data always masked) and the ``/verify`` web page; otherwise 404.
-4. **Errors are mapped here, once**: a malformed request 422 with ``errors`` {path: problem}; a body above
+5. **Errors are mapped here, once**: a malformed request 422 with ``errors`` {path: problem}; a body above
    ``max_body_bytes`` 413; 429 with ``Retry-After``; a license no node gives 404; nodes unreachable 502. A
    well-formed bundle that fails a check is 200 with its verdict.
-5. **No personal data in logs**: requests are logged by method, path and status (uvicorn, redacted by
+6. **No personal data in logs**: requests are logged by method, path and status (uvicorn, redacted by
    :mod:`node.logsafe`); bodies, verdicts and keys never.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,12 +48,13 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from core.bundle import ProofBundle, QrReference
+from core.bundle import MAX_BUNDLE_BYTES, ProofBundle, QrReference
 from core.errors import DocumentError, FormatError
 from node.api.ratelimit import TokenBucket
 from verifier.agency_keys import AgencyKey, KeyFile
+from verifier.batch import VerifierPool, verify_many
 from verifier.core import Result, Verdict, verify_bundle
-from verifier.online import ReferralError, Source, SourceError, VerifierState, advance_online, verify_online
+from verifier.online import OnlineReport, OnlineSession, ReferralError, Source, SourceError, VerifierState
 from verifier.service import (
     DEFAULT_MAX_AGE_MS,
     PAGE_HEADERS,
@@ -65,7 +73,7 @@ log = logging.getLogger("licledger.verifier.server")
 
 @dataclasses.dataclass(frozen=True)
 class ServerConfig:
-    """Everything ``licledger verifier serve`` is configured with (rules 1-3)."""
+    """Everything ``licledger verifier serve`` is configured with (rules 1-4)."""
 
     trust_root: TrustRoot
     checkpoint_seq: int | None = None
@@ -82,10 +90,14 @@ class ServerConfig:
     public_rate_per_second: float = 5.0
     public_rate_burst: int = 20
     max_body_bytes: int = 1024 * 1024
+    workers: int = 1
+    parallel_min_batch: int = 32
 
     def __post_init__(self) -> None:
         if self.min_sources < 1 or self.refresh_s < 0 or self.max_body_bytes < 1024:
             raise ValueError("min_sources >= 1, refresh_s >= 0 and max_body_bytes >= 1024 are required")
+        if self.workers < 1 or self.parallel_min_batch < 1:
+            raise ValueError("workers >= 1 and parallel_min_batch >= 1 are required")
         for url in self.nodes:
             Source(url)  # ValueError for anything but an http(s) URL
 
@@ -115,28 +127,39 @@ class TrustState:
             None if cp is None else seq, None if cp is None else cp.log_size, None if cp is None else cp.timestamp_ms
         )
 
-    def maybe_refresh(self) -> None:
-        """Advance from the nodes if ``refresh_s`` has passed since the last try (others go on meanwhile)."""
+    def maybe_refresh(self) -> OnlineSession | None:
+        """Advance from the nodes if ``refresh_s`` has passed since the last try (others go on meanwhile); the
+        online run, if one was made, for the request to go on with (rule 3)."""
         if not self.sources:
-            return
+            return None
         now = self._clock()
         with self._lock:
             due = self._checked_at is None or now - self._checked_at >= self.config.refresh_s
             if not due or self._refreshing:
-                return
+                return None
             self._refreshing, self._checked_at = True, now
-            root, seq = self._root, self._seq
         try:
-            report = advance_online(root, self.sources, checkpoint_seq=seq, min_sources=self.config.min_sources)
-            if report.split_view is not None:
-                self.alarm = report.split_view
-                log.error("verifier: split view between nodes; the trusted checkpoint stays: %s", report.split_view)
-            elif report.undecided is not None:
-                log.warning("verifier: the trusted checkpoint was not advanced: %s", report.undecided)
-            self.adopt(report.trust_root, report.trusted_after.seq if report.trusted_after else None, report.advanced)
+            return self.session()
         finally:
             with self._lock:
                 self._refreshing = False
+
+    def session(self) -> OnlineSession:
+        """An online run from the current trust root (steps 1-5: checkpoints, consistency, advance), adopted."""
+        root, seq = self.current()
+        session = OnlineSession(root, self.sources, checkpoint_seq=seq, min_sources=self.config.min_sources)
+        report = session.report
+        if report.split_view is not None:
+            self.alarm = report.split_view
+            log.error("verifier: split view between nodes; the trusted checkpoint stays: %s", report.split_view)
+        elif report.undecided is not None:
+            log.warning("verifier: the trusted checkpoint was not advanced: %s", report.undecided)
+        self.adopt_report(report)
+        return session
+
+    def adopt_report(self, report: OnlineReport) -> None:
+        after = report.trusted_after
+        self.adopt(report.trust_root, None if after is None else after.seq, report.advanced)
 
     def adopt(self, root: TrustRoot | None, seq: int | None, advanced: bool) -> None:
         """Take ``root`` (an online run's, already advanced by the trust core) if it is newer; persist it."""
@@ -152,36 +175,59 @@ class TrustState:
 
 
 class _Verifying:
-    """One request's verification under the service's trust root and policy (rule 2)."""
+    """One request's verification under the service's trust root and policy (rules 2 and 3)."""
 
-    def __init__(self, state: TrustState, max_age_ms: int | None) -> None:
-        self.state = state
+    def __init__(self, service: _Service, max_age_ms: int | None, online: OnlineSession | None) -> None:
+        self.state = service.trust
+        self.pool = service.pool
+        self.parallel_min = service.config.parallel_min_batch
         self.age = max_age_ms
         self.now_ms = int(time.time() * 1000)
+        self._online = online
 
     def verify(self, bundle: ProofBundle | bytes, expected: str | None) -> tuple[Verdict, TrustedCheckpoint]:
-        root, seq = self.state.current()
-        verdict = verify_bundle(
-            bundle, root, now_ms=self.now_ms, max_checkpoint_age_ms=self.age, expected_license_id=expected
-        )
-        if verdict.result is Result.UNDECIDED and self.state.sources:
-            report = verify_online(
-                root,
-                self.state.sources,
-                now_ms=self.now_ms,
-                max_checkpoint_age_ms=self.age,
-                bundle=bundle,
-                expected_license_id=expected,
-                checkpoint_seq=seq,
-                min_sources=self.state.config.min_sources,
-            )
-            after = report.trusted_after
-            self.state.adopt(report.trust_root, None if after is None else after.seq, report.advanced)
-            if report.split_view is not None:
-                self.state.alarm = report.split_view
-            if report.verdict is not None:
-                verdict = report.verdict
-        return verdict, self.state.info()
+        [verified] = self._verify_all([bundle], expected)
+        return verified
+
+    def verify_batch(self, bundles: list[ProofBundle]) -> list[tuple[Verdict, TrustedCheckpoint]]:
+        return self._verify_all(list(bundles), None)
+
+    def _verify_all(
+        self, bundles: list[ProofBundle | bytes], expected: str | None
+    ) -> list[tuple[Verdict, TrustedCheckpoint]]:
+        """Offline first (over the worker pool for a large batch); then the stale ones through one online run."""
+        root, _ = self.state.current()
+        verdicts = self._offline(bundles, root, expected)
+        stale = [i for i, v in enumerate(verdicts) if v.result is Result.UNDECIDED]
+        if stale and self.state.sources:
+            online = self._online = self._online or self.state.session()
+            for i in stale:
+                report = online.verify(
+                    now_ms=self.now_ms, max_checkpoint_age_ms=self.age, bundle=bundles[i], expected_license_id=expected
+                )
+                if report.split_view is not None:
+                    self.state.alarm = report.split_view
+                if report.verdict is not None:
+                    verdicts[i] = report.verdict
+        info = self.state.info()
+        return [(v, info) for v in verdicts]
+
+    def _offline(self, bundles: list[ProofBundle | bytes], root: TrustRoot, expected: str | None) -> list[Verdict]:
+        if self.pool is not None and len(bundles) >= self.parallel_min:
+            data = [b.to_json() if isinstance(b, ProofBundle) else b for b in bundles]
+            if all(len(d) <= MAX_BUNDLE_BYTES for d in data):  # as parsed from the request, never judged anew
+                return verify_many(
+                    data,
+                    root,
+                    now_ms=self.now_ms,
+                    max_checkpoint_age_ms=self.age,
+                    expected_license_id=expected,
+                    pool=self.pool,
+                )
+        return [
+            verify_bundle(b, root, now_ms=self.now_ms, max_checkpoint_age_ms=self.age, expected_license_id=expected)
+            for b in bundles
+        ]
 
     def resolve(self, license_id: str) -> ProofBundle | bytes:
         """The public-view bundle from the first node that gives one (one referral followed per node)."""
@@ -218,6 +264,7 @@ class _Service:
     keys: KeyFile | None
     key_bucket: TokenBucket
     public_bucket: TokenBucket
+    pool: VerifierPool | None = None
 
 
 def _service(request: Request) -> _Service:
@@ -268,8 +315,8 @@ MaxAge = Annotated[int | None, Query(ge=0, le=10 * 365 * 86_400_000, description
 
 
 def _work(service: _Service, max_age_ms: int | None) -> _Verifying:
-    service.trust.maybe_refresh()
-    return _Verifying(service.trust, service.config.max_age_ms if max_age_ms is None else max_age_ms)
+    online = service.trust.maybe_refresh()
+    return _Verifying(service, service.config.max_age_ms if max_age_ms is None else max_age_ms, online)
 
 
 router = APIRouter()
@@ -279,7 +326,8 @@ router = APIRouter()
 def verify(data: Body, key: Agency, service: ServiceDep, max_age_ms: MaxAge = None) -> JSONResponse:
     """A proof bundle, ``{"bundles": [...]}`` (1-100) or ``{"license_id"}`` (fetched from the nodes)."""
     w = _work(service, max_age_ms)
-    return JSONResponse(verify_request(data, w.verify, w.resolve, personal=key.role == "auditor"))
+    personal = key.role == "auditor"
+    return JSONResponse(verify_request(data, w.verify, w.resolve, personal=personal, verify_batch=w.verify_batch))
 
 
 @router.post("/v1/verify/qr")
@@ -293,7 +341,7 @@ def verify_qr(data: Body, key: Agency, service: ServiceDep, max_age_ms: MaxAge =
 def public_verify(data: Body, _: Public, service: ServiceDep) -> JSONResponse:
     """The web page's check: no key, personal data masked (only with ``--public``)."""
     w = _work(service, None)
-    return JSONResponse(verify_request(data, w.verify, w.resolve, personal=False))
+    return JSONResponse(verify_request(data, w.verify, w.resolve, personal=False, verify_batch=w.verify_batch))
 
 
 @router.post("/v1/public/verify/qr")
@@ -329,20 +377,34 @@ def health(service: ServiceDep) -> dict[str, Any]:
 
 
 def create_app(config: ServerConfig) -> FastAPI:
-    """The service's app (rules 3-5)."""
-    app = FastAPI(
-        title="licledger verification service",
-        version="1",
-        description="Verify licledger proof bundles and voucher QR codes against a pinned trust root "
-        "(docs/verifier.md).",
-    )
-    app.state.service = _Service(
+    """The service's app (rules 3-6); with ``config.workers`` > 1 its worker pool, stopped with the app."""
+    service = _Service(
         config,
         TrustState(config),
         KeyFile(config.keys_path) if config.keys_path is not None else None,
         TokenBucket(config.rate_per_second, config.rate_burst),
         TokenBucket(config.public_rate_per_second, config.public_rate_burst),
+        VerifierPool(config.workers) if config.workers > 1 else None,
     )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if service.pool is not None:
+            service.pool.start()
+        try:
+            yield
+        finally:
+            if service.pool is not None:
+                service.pool.close()
+
+    app = FastAPI(
+        title="licledger verification service",
+        version="1",
+        description="Verify licledger proof bundles and voucher QR codes against a pinned trust root "
+        "(docs/verifier.md).",
+        lifespan=lifespan,
+    )
+    app.state.service = service
     app.include_router(router)
     _install_errors(app)
     return app

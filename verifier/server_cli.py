@@ -4,6 +4,7 @@ Usage::
 
     licledger verifier serve --trust-root GENESIS_OR_TRUST_ROOT [--state FILE] [--node URL ...] [--keys FILE]
                              [--public] [--host 127.0.0.1] [--port 8700] [--max-age 1d] [--min-sources 2]
+                             [--workers N [--parallel-min-batch 32]]
     licledger verifier key create --name AGENCY [--role agency|auditor] [--keys FILE]
     licledger verifier key list [--keys FILE] [--json]
     licledger verifier key revoke KEY_ID [--keys FILE]
@@ -85,6 +86,20 @@ def verifier() -> None:
 @click.option("--burst", default=100, show_default=True, type=click.IntRange(0))
 @click.option("--public-rate", default=5.0, show_default=True, type=click.FloatRange(0), help="Per address.")
 @click.option("--public-burst", default=20, show_default=True, type=click.IntRange(0))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes verifying large batches offline (1: in the web process only).",
+)
+@click.option(
+    "--parallel-min-batch",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Batches of at least this many bundles go to the workers (with --workers > 1).",
+)
 @click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def serve(
     trust_root_path: str,
@@ -104,6 +119,8 @@ def serve(
     burst: int,
     public_rate: float,
     public_burst: int,
+    workers: int,
+    parallel_min_batch: int,
     log_level: str,
 ) -> None:
     """Serve POST /v1/verify (agency API keys), optionally the public page, against a pinned trust root."""
@@ -148,14 +165,17 @@ def serve(
             rate_burst=burst,
             public_rate_per_second=public_rate,
             public_rate_burst=public_burst,
+            workers=workers,
+            parallel_min_batch=parallel_min_batch,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     configure_logging(log_level)
     mode = f"online via {len(nodes)} node(s)" if nodes else "offline"
+    parallel = f"batches of {parallel_min_batch}+ over {workers} workers" if workers > 1 else "one process"
     click.echo(
         f"licledger verifier: network {root.network_id}, {mode}, {count} active API key(s), "
-        f"public routes {'on' if public else 'off'}, http://{host}:{port}",
+        f"public routes {'on' if public else 'off'}, {parallel}, http://{host}:{port}",
         err=True,
     )
     uvicorn.run(create_app(config), host=host, port=port, log_config=uvicorn_log_config(log_level), server_header=False)

@@ -50,6 +50,7 @@ __all__ = [
     "WEB_FILES",
     "NodeVerifier",
     "TrustedCheckpoint",
+    "VerifyBatch",
     "answer",
     "summary",
     "verify_image",
@@ -214,6 +215,10 @@ class NodeVerifier:
 
 Verify = Callable[[ProofBundle | bytes, str | None], tuple[Verdict, TrustedCheckpoint]]
 """``(bundle, expected_license_id) -> (verdict, trusted checkpoint)`` under the caller's trust root and policy."""
+VerifyBatch = Callable[[list[ProofBundle]], list[tuple[Verdict, TrustedCheckpoint]]]
+"""A batch's bundles -> each one's ``(verdict, trusted checkpoint)``, in order: what :data:`Verify` gives one by
+one, for callers that verify a batch as a whole (the standalone service: one online refresh per batch, worker
+processes for large ones)."""
 Resolve = Callable[[str], ProofBundle | bytes]
 """A license id (checked to be a string of 1-160 characters) -> its public-view bundle, from wherever the caller
 finds it (the node's own records, the issuer's node); raises the caller's not-found error."""
@@ -279,8 +284,11 @@ def _license_id(value: object) -> str:
     return value
 
 
-def verify_request(body: bytes, verify: Verify, resolve: Resolve, *, personal: bool) -> dict[str, Any]:
-    """``POST /v1/verify``: a bundle, ``{"bundles": [...]}`` (1 to :data:`MAX_BATCH`) or ``{"license_id"}``."""
+def verify_request(
+    body: bytes, verify: Verify, resolve: Resolve, *, personal: bool, verify_batch: VerifyBatch | None = None
+) -> dict[str, Any]:
+    """``POST /v1/verify``: a bundle, ``{"bundles": [...]}`` (1 to :data:`MAX_BATCH`) or ``{"license_id"}``. A
+    batch goes to ``verify_batch`` when given, otherwise to ``verify`` one bundle at a time."""
     if not body.strip():
         raise DocumentError("empty request", {"$": "the body must be a proof bundle, a batch or a license_id"})
     try:
@@ -298,16 +306,13 @@ def verify_request(body: bytes, verify: Verify, resolve: Resolve, *, personal: b
         if not isinstance(items, list) or not 0 < len(items) <= MAX_BATCH:
             raise DocumentError("bad batch", {"bundles": f"must be a list of 1 to {MAX_BATCH} proof bundles"})
         bundles = [_parse(item, f"bundles[{i}]") for i, item in enumerate(items)]
-        results = []
-        last: TrustedCheckpoint | None = None
-        for b in bundles:
-            one, last = verify(b, None)
-            results.append(answer(one, last, personal))
+        verified = [verify(b, None) for b in bundles] if verify_batch is None else verify_batch(bundles)
+        assert len(verified) == len(bundles), "one verdict per bundle"
+        results = [answer(one, trusted, personal) for one, trusted in verified]
         counts: dict[str, int] = {}
         for r in results:
             counts[r["result"]] = counts.get(r["result"], 0) + 1
-        assert last is not None
-        return {"results": results, "counts": counts, "trusted_checkpoint": last.to_dict()}
+        return {"results": results, "counts": counts, "trusted_checkpoint": verified[-1][1].to_dict()}
     try:
         single = ProofBundle.from_json(body)  # parsed again from the bytes: owned, no deep copy
     except InvalidBundleError as exc:

@@ -486,3 +486,106 @@ def test_service_with_a_lying_node_raises_the_alarm_and_keeps_its_trust_root(
     assert health["alarm"] is True and health["trusted_checkpoint"]["tree_size"] is None  # nothing advanced
     assert forged in [cp["note"] for cp in alarm["checkpoints"]]
     assert not (tmp_path / "s").exists()
+
+
+# --- the service's batches: one online refresh per batch, worker processes for large ones ------------------------
+
+
+def _paths(proxies: tuple[Proxy, ...], prefix: str) -> list[str]:
+    return [path for proxy in proxies for path in proxy.requests if path.startswith(prefix)]
+
+
+def _same(answer: dict[str, Any]) -> dict[str, Any]:
+    """A verdict answer without what depends on the instant of the request (step 8's age and ``now_ms``)."""
+
+    def timeless(step: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in step.items() if k not in ("detail", "evidence")} if step["number"] == 8 else step
+
+    failed = answer["summary"]["failed_step"]
+    summary = {**answer["summary"], "failed_step": failed and timeless(failed)}
+    return {**answer, "steps": [timeless(s) for s in answer["steps"]], "summary": summary}
+
+
+def test_service_batch_refreshes_online_once_for_all_its_stale_bundles(
+    dep: Deployment, lic: Licenses, stale: Stale, tmp_path: Path
+) -> None:
+    """Six stale bundles in one batch (``max_age_ms=0``): each node's checkpoint is fetched once per batch, each
+    consistency proof and the members' records at most once; then each stale bundle is re-proven at that newest
+    checkpoint (one ``/v1/ledger/proofs`` each). The verdicts are those of the same bundles sent one by one."""
+    keys_file = tmp_path / "keys.json"
+    auth = {"Authorization": f"Bearer {_key(keys_file, 'agency')}"}
+    root = load_trust_root(dep.network_json.read_bytes())
+    node = dep.nodes["110000"]
+    good, revoked = node.wait_proof(lic.active), node.wait_proof(lic.revoked)
+    bundles = [json.loads(stale.old_bundle)] * 5 + [json.loads(b) for b in (good, revoked, tampered(good))]
+    with Proxy(bj(dep)) as p1, Proxy(sh(dep)) as p2:
+        config = ServerConfig(trust_root=root, keys_path=keys_file, nodes=(p1.url, p2.url), refresh_s=3600)
+        with TestClient(create_app(config)) as client:
+            # first with the periodic refresh falling in the request (its run is the batch's), then without
+            for _ in range(2):
+                p1.requests.clear()
+                p2.requests.clear()
+                answer = client.post("/v1/verify?max_age_ms=0", json={"bundles": bundles}, headers=auth)
+                assert answer.status_code == 200, answer.text
+                results = answer.json()["results"]
+                assert [r["result"] for r in results] == ["REVOKED"] * 5 + ["UNDECIDED", "REVOKED", "INVALID"]
+                assert [len(_paths((p,), "/v1/ledger/checkpoint")) for p in (p1, p2)] == [1, 1], p1.requests
+                consistency = _paths((p1, p2), "/v1/ledger/consistency")
+                assert len(consistency) == len(set(consistency)), consistency
+                assert len(_paths((p1, p2), "/v1/ledger/members")) <= 1
+                assert 5 <= len(_paths((p1, p2), "/v1/ledger/proofs")) <= 6  # one per bundle not at the newest
+            singles = [client.post("/v1/verify?max_age_ms=0", json=b, headers=auth).json() for b in bundles]
+    assert [_same(r) for r in results] == [_same(s) for s in singles]
+    checkpoint = results[0]["facts"]["checkpoint_log_size"]
+    assert (
+        checkpoint > json.loads(stale.old_bundle)["batch"]["log_index"] and results[0]["facts"]["status"] == "revoked"
+    )
+
+
+def _descendants(pid: int) -> list[str]:
+    """The command lines of ``pid``'s descendant processes (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        with contextlib.suppress(OSError):
+            out.append((Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        todo += children.get(child, [])
+    return out
+
+
+def test_service_with_workers_verifies_large_batches_in_processes_with_the_same_verdicts_in_order(
+    dep: Deployment, lic: Licenses, stale: Stale, tmp_path: Path
+) -> None:
+    """``--workers 2``: a batch of 40 (at least ``--parallel-min-batch 32``) goes to two worker processes; its
+    answers are those of the same 40 sent as two batches of 20 (verified in the web process), in the same order."""
+    node = dep.nodes["110000"]
+    status, full = call(f"{node.url}/v1/licenses/{lic.active}/proof", token=node.operator)  # SM2 seal to verify
+    assert status == 200
+    public, revoked = node.wait_proof(lic.active), node.wait_proof(lic.revoked)
+    kinds = [full, public, revoked, tampered(public), stale.new_bundle, stale.old_bundle]
+    bundles = [json.loads(kinds[i % len(kinds)]) for i in range(40)]
+    with serve(dep, tmp_path, "--workers", "2", "--parallel-min-batch", "32") as svc:
+        status, parallel = post(svc, "/v1/verify", {"bundles": bundles}, key="auditor")
+        assert status == 200, parallel
+        assert len([c for c in _descendants(svc.proc.pid) if "forkserver" in c]) == 3  # the fork server, 2 workers
+        halves = [post(svc, "/v1/verify", {"bundles": bundles[i : i + 20]}, key="auditor") for i in (0, 20)]
+    assert [status for status, _ in halves] == [200, 200]
+    in_process = [r for _, answer in halves for r in answer["results"]]
+    assert [_same(r) for r in parallel["results"]] == [_same(r) for r in in_process]
+    assert [r["result"] for r in parallel["results"][:6]] == [
+        "VALID",
+        "VALID",
+        "REVOKED",
+        "INVALID",
+        "REVOKED",
+        "VALID",
+    ]
+    assert parallel["results"][0]["facts"]["document"] is not None  # the auditor's disclosed bundle, from a worker
+    assert "Traceback" not in svc.log.read_text(errors="replace")

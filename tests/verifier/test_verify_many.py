@@ -1,6 +1,7 @@
 """``verifier.batch.verify_many``: the verdicts of worker processes are exactly ``verify_bundle``'s, in input order;
 a malformed bundle among many is INVALID at step 1 alone; small inputs and ``workers=1`` stay in-process; misuse
-raises before any worker starts. And ``licledger verify A.json B.json ...``: one line per bundle, the exit code."""
+raises before any worker starts; a kept pool (a service's) serves call after call. And ``licledger verify A.json
+B.json ...``: one line per bundle, the exit code."""
 
 from __future__ import annotations
 
@@ -116,6 +117,28 @@ def test_misuse_raises_before_any_worker_starts() -> None:
         verify_many([{"format": "x"}], root, now_ms=now, max_checkpoint_age_ms=DAY)  # type: ignore[list-item]
     with pytest.raises(ValueError):
         verify_many([b"{}"], root, now_ms=now, max_checkpoint_age_ms=DAY, expected_license_id="not an id")
+
+
+def test_a_kept_pool_serves_many_calls_while_the_trust_root_advances() -> None:
+    """A service's pool (``VerifierPool``): started once, fresh interpreters, the trust root sent with the chunks;
+    each call's verdicts are ``verify_bundle``'s under that call's trust root, in order."""
+    s = scenario()
+    now = s.checkpoint_ms + 60_000
+    bundles = mixed()[:48]
+    genesis = s.world.trust_root()
+    advanced = genesis.advanced(s.world.note(s.seq), [])
+    with batch.VerifierPool(2) as pool:
+        for root in (genesis, advanced, genesis):
+            got = verify_many(bundles, root, now_ms=now, max_checkpoint_age_ms=DAY, pool=pool)
+            assert got == [verify_bundle(b, root, now_ms=now, max_checkpoint_age_ms=DAY) for b in bundles]
+        later = s.checkpoint_ms + 3 * DAY
+        assert verify_many(bundles, advanced, now_ms=later, max_checkpoint_age_ms=DAY, pool=pool) == sequential(
+            bundles, later
+        )
+        with pytest.raises(ValueError):
+            verify_many(bundles, genesis, now_ms=now, max_checkpoint_age_ms=DAY, workers=2, pool=pool)
+    with pytest.raises(ValueError):
+        batch.VerifierPool(0)
 
 
 # --- the command line ---------------------------------------------------------------------------------------------
