@@ -410,6 +410,8 @@ static int ensure(parser *ps, size_t need) {
     return 0;
 }
 
+static PyObject *ascii_string(const uint8_t *s, Py_ssize_t n);
+
 /* at the opening quote; returns a new str */
 static PyObject *parse_string(parser *ps) {
     const uint8_t *start = ++ps->p, *q = start;
@@ -422,7 +424,7 @@ static PyObject *parse_string(parser *ps) {
     if (q >= ps->end) return decline();
     if (*q == '"') { /* no escapes: the common case */
         ps->p = q + 1;
-        if (ascii) return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, start, q - start);
+        if (ascii) return ascii_string(start, q - start);
         PyObject *s = PyUnicode_DecodeUTF8((const char *)start, q - start, "strict");
         if (s == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
             PyErr_Clear();
@@ -492,7 +494,7 @@ static PyObject *parse_string(parser *ps) {
         }
     }
     ps->p = q + 1;
-    if (ascii) return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, ps->buf, (Py_ssize_t)len);
+    if (ascii) return ascii_string(ps->buf, (Py_ssize_t)len);
     PyObject *s = PyUnicode_DecodeUTF8((const char *)ps->buf, (Py_ssize_t)len, "strict");
     if (s == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
         PyErr_Clear();
@@ -502,6 +504,12 @@ static PyObject *parse_string(parser *ps) {
 }
 
 static PyObject *parse_value(parser *ps, int depth);
+
+static PyObject *ascii_string(const uint8_t *s, Py_ssize_t n) {
+    PyObject *u = PyUnicode_New(n, 127);
+    if (u != NULL) memcpy(PyUnicode_1BYTE_DATA(u), s, (size_t)n);
+    return u;
+}
 
 static PyObject *parse_number(parser *ps) {
     const uint8_t *q = ps->p;
@@ -556,15 +564,15 @@ static PyObject *parse_object(parser *ps, int depth) {
             Py_DECREF(key);
             goto fail;
         }
-        int had = PyDict_Contains(obj, key);
-        if (had != 0 || PyDict_SetItem(obj, key, value) < 0) { /* a duplicate key declines */
-            Py_DECREF(key);
-            Py_DECREF(value);
-            if (had > 0) goto declined;
-            goto fail;
-        }
+        /* one lookup; the key was new exactly when the dict grew (identity of the values cannot tell: small ints
+         * and interned strings are shared) */
+        Py_ssize_t before = PyDict_GET_SIZE(obj);
+        PyObject *stored = PyDict_SetDefault(obj, key, value); /* borrowed */
+        int duplicate = stored != NULL && PyDict_GET_SIZE(obj) == before;
         Py_DECREF(key);
         Py_DECREF(value);
+        if (stored == NULL) goto fail;
+        if (duplicate) goto declined;
         skip_ws(ps);
         if (ps->p >= ps->end) goto declined;
         if (*ps->p == ',') {

@@ -24,6 +24,7 @@ from core.licenses import (
     mask_id,
     mask_name,
     parse_document,
+    parse_signed_document,
 )
 from core.synth import generate
 
@@ -385,3 +386,13 @@ def test_canonical_bytes_are_computed_once_and_not_carried_into_changed_copies()
     other = license.model_copy(update={"version": 2})
     assert canonical_bytes(other) == canonical.encode(other.to_canonical_dict()) != first
     assert parse_document(first) == license
+
+
+@pytest.mark.parametrize("kind", ["institution", "physician", "nurse"])
+def test_a_signed_document_keeps_the_bytes_it_arrived_as(kind: str) -> None:
+    raw = sample(kind, 3)
+    signed = parse_signed_document(raw)
+    assert canonical_bytes(signed) == canonical.encode(raw) == canonical_bytes(parse_document(raw))
+    assert signed == parse_document(raw)
+    with pytest.raises(DocumentError):
+        parse_signed_document({**raw, "version": "one"})
