@@ -277,22 +277,23 @@ def batch_leaf_hashes(session: Session, batch_seq: int) -> list[bytes]:
 def issuer_nodes(settings: NodeSettings, ledger: LedgerClient | None, ref: LicenseRef) -> dict[str, str]:
     """The other provinces' nodes (``{province: url}``, from ``LICLEDGER_NODE_DIRECTORY``) that may hold the
     license ``ref``: those whose province contains the issuing authority's registration division (the USCC in the
-    GB/T 36904 identifier). Where that is ambiguous (Xinjiang and the XPCC share ``65``), the ledger's member
-    records decide (the member listing the authority among its issuers), if the ledger answers. A hint for the
-    caller, never a proof: the verifier checks whatever the issuer's node serves."""
+    GB/T 36904 identifier). Where that is ambiguous (Xinjiang and the XPCC share ``65``: the XPCC's authorities
+    are registered in Xinjiang's ``6590xx`` divisions), the ledger's member records decide (the member listing the
+    authority among its issuers), if the ledger answers. The node's own province takes part in that choice, so a
+    license of one of its own authorities is never referred to the neighbour; only the result excludes it. A hint
+    for the caller, never a proof: the verifier checks whatever the issuer's node serves."""
     uscc = ref.base_id.split(".")[6]
     division = uscc[2:8]
-    found = {
-        p: url for p, url in settings.node_directory_map.items() if p != settings.province and in_province(division, p)
-    }
-    if len(found) > 1 and ledger is not None:
+    directory = settings.node_directory_map
+    candidates = {p for p in {*directory, settings.province} if in_province(division, p)}
+    if len(candidates) > 1 and ledger is not None:
         try:
             listed = {
                 p
-                for p in found
+                for p in candidates
                 if uscc in ((ledger.query("GetMember", p, "") or {}).get("record") or {}).get("issuers", ())
             }
         except (LedgerUnavailableError, LedgerRequestError):
-            listed = set(found)
-        found = {p: u for p, u in found.items() if p in listed} or found
-    return found
+            listed = set()
+        candidates = listed or candidates
+    return {p: directory[p] for p in sorted(candidates) if p != settings.province and p in directory}

@@ -39,12 +39,12 @@ class Net:
     national_key: PrivateKey | None = None
 
     @classmethod
-    def create(cls, directory: Path, *, checkpoint_interval: int = 4) -> Net:
+    def create(cls, directory: Path, *, checkpoint_interval: int = 4, provinces: tuple[str, ...] = PROVINCES) -> Net:
         done = licledger(
             "network",
             "init",
             "--provinces",
-            ",".join(PROVINCES),
+            ",".join(provinces),
             "--dir",
             directory,
             "--seed",
@@ -55,18 +55,24 @@ class Net:
         assert done.returncode == 0, done.stderr
         config = NetworkConfig.load(directory)
         net = cls(directory, config)
-        for name in PROVINCES:
+        for name in provinces:
             net.provinces[name] = Province(config.network_id, name, load_member_key(config, name))
         net.national_key = load_member_key(config, NATIONAL)
         return net
 
     @classmethod
-    def started(cls, directory: Path, *, checkpoint_interval: int = 4, attempts: int = 2) -> Net:
-        """A created and running network. The ports ``init`` picked were free a moment earlier; if another
-        program took one meanwhile (tests of other packages run on this machine too), start over in a fresh
-        directory with fresh ports."""
+    def started(
+        cls, directory: Path, *, checkpoint_interval: int = 4, attempts: int = 2, provinces: tuple[str, ...] = PROVINCES
+    ) -> Net:
+        """A created and running network (of ``provinces`` and the national authority). The ports ``init`` picked
+        were free a moment earlier; if another program took one meanwhile (tests of other packages run on this
+        machine too), start over in a fresh directory with fresh ports."""
         for attempt in range(attempts):
-            net = cls.create(directory.with_name(f"{directory.name}{attempt}"), checkpoint_interval=checkpoint_interval)
+            net = cls.create(
+                directory.with_name(f"{directory.name}{attempt}"),
+                checkpoint_interval=checkpoint_interval,
+                provinces=provinces,
+            )
             done = licledger("network", "up", "--dir", net.directory)
             if done.returncode == 0:
                 return net

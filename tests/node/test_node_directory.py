@@ -1,14 +1,18 @@
-"""The node directory setting (``LICLEDGER_NODE_DIRECTORY``) and which node a foreign license is referred to."""
+"""The node directory setting (``LICLEDGER_NODE_DIRECTORY``) and which node a foreign license is referred to,
+including Xinjiang's and the XPCC's licenses, whose authorities share the division prefix 65."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from core.codes import LicenseId, make_uscc
 from core.consortium import synthetic_uscc
+from node.ledger import LedgerUnavailableError
 from node.proofs import issuer_nodes
-from node.queries import parse_license_ref
+from node.queries import LicenseRef, parse_license_ref
 from node.settings import NodeSettings, SettingsError, load_settings, parse_node_directory
 
 BJ_LICENSE = "1.2.156.3005.2.11100000000000000J002.111100001KL3HTYP1H.200211000000000.001.5"
@@ -39,3 +43,86 @@ def test_a_foreign_license_is_referred_to_its_provinces_node(tmp_path: Path) -> 
     assert issuer_nodes(settings, None, parse_license_ref(own.rsplit(".", 2)[0])) == {}  # its own province
     with pytest.raises(SettingsError):
         _settings(tmp_path, "110000=not a url")
+
+
+# --- Xinjiang (650000) and the XPCC (660000) share the division prefix 65 ------------------------------------------
+
+XJ_NODE, XPCC_NODE, BJ_NODE = "https://xj.example", "https://xpcc.example", "https://bj.example"
+DIRECTORY = f"110000={BJ_NODE},650000={XJ_NODE},660000={XPCC_NODE}"
+XJ_URUMQI = make_uscc("1", "1", "650102", "MB1X0J7A3")  # a Xinjiang authority registered in Ürümqi (650102)
+XPCC_SHIHEZI = make_uscc("1", "1", "659001", "MB1P9C5K2")  # an XPCC authority registered in Shihezi (659001)
+XJ_SYNTH, XPCC_SYNTH = synthetic_uscc("650000", 0), synthetic_uscc("660000", 0)
+
+
+class MemberLedger:
+    """The ledger's current member records, as ``GetMember`` answers them (only the issuers matter here)."""
+
+    def __init__(self, issuers: dict[str, list[str]] | None, *, down: bool = False) -> None:
+        self.issuers = issuers or {}
+        self.down = down
+        self.asked: list[str] = []
+
+    def query(self, function: str, *args: str) -> dict[str, Any] | None:
+        assert function == "GetMember" and args[1] == ""
+        self.asked.append(args[0])
+        if self.down:
+            raise LedgerUnavailableError("no peer answers")
+        issuers = self.issuers.get(args[0])
+        return None if issuers is None else {"record": {"name": args[0], "issuers": sorted(issuers)}}
+
+
+def _ledger(**kwargs: Any) -> Any:
+    issuers = {"110000": [synthetic_uscc("110000", 0)], "650000": [XJ_SYNTH, XJ_URUMQI]}
+    return MemberLedger({**issuers, "660000": [XPCC_SYNTH, XPCC_SHIHEZI]}, **kwargs)
+
+
+def _node_of(tmp_path: Path, province: str) -> NodeSettings:
+    return load_settings(
+        tmp_path / province, mode="development", province=province, authority="卫生健康委员会",
+        authority_uscc=synthetic_uscc(province, 0), node_directory=DIRECTORY,
+    )  # fmt: skip
+
+
+def _ref(uscc: str) -> LicenseRef:
+    return parse_license_ref(str(LicenseId.build(BJ_LICENSE.split(".")[5], uscc, "200211000000000", 1)))
+
+
+@pytest.mark.parametrize(
+    ("at", "issuer_uscc", "referred"),
+    [
+        # a third province's node: the ledger's member records decide where the division is ambiguous
+        ("110000", XPCC_SHIHEZI, {"660000": XPCC_NODE}),
+        ("110000", XJ_URUMQI, {"650000": XJ_NODE}),
+        ("110000", XPCC_SYNTH, {"660000": XPCC_NODE}),
+        ("110000", XJ_SYNTH, {"650000": XJ_NODE}),
+        # each other's node
+        ("650000", XPCC_SHIHEZI, {"660000": XPCC_NODE}),
+        ("650000", XPCC_SYNTH, {"660000": XPCC_NODE}),
+        ("660000", XJ_URUMQI, {"650000": XJ_NODE}),
+        ("660000", XJ_SYNTH, {"650000": XJ_NODE}),
+        # a license of the node's own issuer that it does not hold is not referred to its neighbour
+        ("650000", XJ_URUMQI, {}),
+        ("650000", XJ_SYNTH, {}),
+        ("660000", XPCC_SHIHEZI, {}),
+        ("660000", XPCC_SYNTH, {}),
+    ],
+)
+def test_xinjiang_and_xpcc_licenses_are_referred_to_their_own_node(
+    tmp_path: Path, at: str, issuer_uscc: str, referred: dict[str, str]
+) -> None:
+    assert issuer_nodes(_node_of(tmp_path, at), _ledger(), _ref(issuer_uscc)) == referred
+
+
+def test_an_ambiguous_division_without_the_ledger_is_not_guessed(tmp_path: Path) -> None:
+    """Ledger unreachable (or a USCC no member lists): both provinces stay candidates, so a third province's node
+    refers to neither (404); a node that is one of the two keeps the other as a hint, never itself."""
+    for ledger in (_ledger(down=True), None, MemberLedger({})):
+        assert issuer_nodes(_node_of(tmp_path, "110000"), ledger, _ref(XPCC_SHIHEZI)) == {
+            "650000": XJ_NODE,
+            "660000": XPCC_NODE,
+        }
+        assert issuer_nodes(_node_of(tmp_path, "650000"), ledger, _ref(XPCC_SHIHEZI)) == {"660000": XPCC_NODE}
+    unambiguous = _ledger()
+    assert issuer_nodes(_node_of(tmp_path, "110000"), unambiguous, _ref(synthetic_uscc("310000", 0))) == {}
+    assert issuer_nodes(_node_of(tmp_path, "650000"), unambiguous, _ref(XPCC_SYNTH)) == {"660000": XPCC_NODE}
+    assert unambiguous.asked == []  # one candidate: the ledger is not asked

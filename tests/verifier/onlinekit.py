@@ -5,6 +5,7 @@ node), after python-tuf's repository simulator."""
 
 from __future__ import annotations
 
+import http.client
 import http.server
 import json
 import os
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +28,8 @@ for _sub in ("network", "node", "sync"):
         sys.path.insert(0, str(_TESTS / _sub))
 
 from anchorkit import KEK, documents, join_node  # noqa: E402
-from netkit import Net, licledger  # noqa: E402
+from click.testing import CliRunner, Result  # noqa: E402
+from netkit import PROVINCES, Net, licledger  # noqa: E402
 
 from core import canonical  # noqa: E402
 from core.checkpoint import Checkpoint, cosign, parse_checkpoint, render  # noqa: E402
@@ -34,13 +37,37 @@ from core.consortium import Genesis  # noqa: E402
 from core.transactions import Envelope  # noqa: E402
 from network.localnet import load_member_key  # noqa: E402
 
-__all__ = ["KEK", "Deployment", "Licenses", "Proxy", "ServedNode", "call", "free_port", "licledger", "prepare"]
+__all__ = [
+    "KEK",
+    "Deployment",
+    "Licenses",
+    "Proxy",
+    "ServedNode",
+    "call",
+    "free_port",
+    "get_no_redirect",
+    "licledger",
+    "prepare",
+    "verify_cli",
+]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def get_no_redirect(url: str) -> tuple[int, str | None, bytes]:
+    """A GET whose redirect is not followed: status, ``Location`` and body (a node's referral)."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.netloc, timeout=30)
+    try:
+        conn.request("GET", f"{parts.path}?{parts.query}")
+        answer = conn.getresponse()
+        return answer.status, answer.getheader("Location"), answer.read()
+    finally:
+        conn.close()
 
 
 def call(
@@ -166,17 +193,29 @@ class Deployment:
 
     @classmethod
     def start(
-        cls, directory: Path, members: tuple[str, ...] = ("110000", "310000"), node_env: dict[str, str] | None = None
+        cls,
+        directory: Path,
+        members: tuple[str, ...] = ("110000", "310000"),
+        node_env: dict[str, str] | None = None,
+        *,
+        provinces: tuple[str, ...] = PROVINCES,
+        referrals: bool = False,
     ) -> Deployment:
+        """A network of ``provinces`` with a served node for each of ``members``; with ``referrals`` every node
+        has the others in its ``LICLEDGER_NODE_DIRECTORY`` (cross-node resolution)."""
         os.environ["LICLEDGER_KEK"] = KEK
-        net = Net.started(directory / "net", checkpoint_interval=2)
+        net = Net.started(directory / "net", checkpoint_interval=2, provinces=provinces)
         dep = cls(net)
+        ports = {m: free_port() for m in members}
+        env = dict(node_env or {})
+        if referrals:
+            env["LICLEDGER_NODE_DIRECTORY"] = ",".join(f"{m}=http://127.0.0.1:{p}" for m, p in ports.items())
         try:
             for member in members:
                 node_dir = directory / f"node-{member}"
                 operator = join_node(node_dir, net, member)
-                node = ServedNode(node_dir, member, free_port(), operator)
-                node.start(node_env)
+                node = ServedNode(node_dir, member, ports[member], operator)
+                node.start(env)
                 dep.nodes[member] = node
             for node in dep.nodes.values():
                 node.wait_ready()
@@ -295,3 +334,17 @@ def prepare(dep: Deployment) -> Licenses:
     bj.wait_proof(ids[0])
     bj.wait_proof(ids[1], status="revoked")
     return Licenses(ids[0], ids[1], ids)
+
+
+def verify_cli(dep: Deployment, state: Path, *args: str) -> tuple[Result, dict[str, Any]]:
+    """``licledger verify ARGS --trust-root <network.json> --state STATE --json`` in process: the result and the
+    JSON report (``{}`` when the output is not JSON)."""
+    from node.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["verify", *args, "--trust-root", str(dep.network_json), "--state", str(state), "--json"]
+    )
+    try:
+        return result, json.loads(result.stdout)
+    except ValueError:
+        return result, {}

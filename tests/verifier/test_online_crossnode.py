@@ -16,14 +16,12 @@ Shanghai's nodes served by uvicorn, each knowing the other through ``LICLEDGER_N
 from __future__ import annotations
 
 import contextlib
-import http.client
 import io
 import json
 import os
 import subprocess
 import sys
 import time
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +29,12 @@ from typing import Any
 
 import pytest
 import segno
-from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
-from onlinekit import KEK, Deployment, Licenses, Proxy, ServedNode, call, free_port, licledger, prepare
+from onlinekit import Deployment, Licenses, Proxy, call, free_port, get_no_redirect, licledger, prepare, verify_cli
 from webkit import chromium, photo_of_voucher, tampered, upload
 
 from core.bundle import QrReference
 from core.checkpoint import parse_checkpoint
-from node.cli import cli
 from verifier.server import ServerConfig, create_app
 from verifier.trust import load_trust_root
 
@@ -48,25 +44,7 @@ MEMBERS = ("110000", "310000")
 
 @pytest.fixture(scope="module")
 def dep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    from anchorkit import join_node
-    from netkit import Net
-
-    directory = tmp_path_factory.mktemp("crossnode")
-    os.environ["LICLEDGER_KEK"] = KEK
-    ports = {m: free_port() for m in MEMBERS}
-    env = {"LICLEDGER_NODE_DIRECTORY": ",".join(f"{m}=http://127.0.0.1:{p}" for m, p in ports.items())}
-    d = Deployment(Net.started(directory / "net", checkpoint_interval=2))
-    try:
-        for member in MEMBERS:
-            node = ServedNode(directory / f"node-{member}", member, ports[member], "")
-            node.operator = join_node(node.directory, d.net, member)
-            node.start(env)
-            d.nodes[member] = node
-        for node in d.nodes.values():
-            node.wait_ready()
-    except BaseException:
-        d.stop()
-        raise
+    d = Deployment.start(tmp_path_factory.mktemp("crossnode"), members=MEMBERS, referrals=True)
     yield d
     d.stop()
 
@@ -113,44 +91,23 @@ def sh(dep: Deployment) -> str:
     return dep.nodes["310000"].url
 
 
-def verify(dep: Deployment, state: Path, *args: str) -> tuple[Result, dict[str, Any]]:
-    result = CliRunner().invoke(
-        cli, ["verify", *args, "--trust-root", str(dep.network_json), "--state", str(state), "--json"]
-    )
-    try:
-        return result, json.loads(result.stdout)
-    except ValueError:
-        return result, {}
-
-
-def _get_no_redirect(url: str) -> tuple[int, str | None, bytes]:
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.netloc, timeout=30)
-    try:
-        conn.request("GET", f"{parts.path}?{parts.query}")
-        answer = conn.getresponse()
-        return answer.status, answer.getheader("Location"), answer.read()
-    finally:
-        conn.close()
-
-
 # --- cross-node resolution: licledger verify ----------------------------------------------------------------------
 
 
 def test_verify_id_at_another_provinces_node_is_referred_to_the_issuers_node(
     dep: Deployment, lic: Licenses, tmp_path: Path
 ) -> None:
-    status, location, body = _get_no_redirect(f"{sh(dep)}/v1/licenses/{lic.active}/proof?view=public")
+    status, location, body = get_no_redirect(f"{sh(dep)}/v1/licenses/{lic.active}/proof?view=public")
     assert status == 307 and json.loads(body)["node"] == bj(dep) and json.loads(body)["issuer"] == "110000"
     assert location == f"{bj(dep)}/v1/licenses/{lic.active}/proof?view=public"
-    result, report = verify(dep, tmp_path / "a.json", "--id", lic.active, "--node", sh(dep), "--min-sources", "1")
+    result, report = verify_cli(dep, tmp_path / "a.json", "--id", lic.active, "--node", sh(dep), "--min-sources", "1")
     assert result.exit_code == 0, result.output
     assert report["result"] == "VALID" and report["verdict"]["facts"]["license_id"] == lic.active
     assert report["bundle_source"] == f"node {bj(dep)}"
     assert any("referred to node " + bj(dep) in n for n in report["notes"]), report["notes"]
     assert report["trusted_checkpoint"]["advanced"]  # with the members' records from Shanghai's /v1/ledger/members
     assert not any("member records" in n for n in report["notes"]), report["notes"]
-    revoked, report = verify(
+    revoked, report = verify_cli(
         dep, tmp_path / "b.json", "--id", lic.revoked, "--node", sh(dep), "--peer", dep.peer_url("440000")
     )
     assert revoked.exit_code == 1 and report["result"] == "REVOKED", revoked.output
@@ -176,7 +133,7 @@ def test_stale_bundle_is_reproven_from_a_non_issuer_node(dep: Deployment, stale:
     old = tmp_path / "old.json"
     old.write_bytes(stale.old_bundle)
     with Proxy(sh(dep)) as watched:
-        result, report = verify(dep, tmp_path / "s.json", str(old), "--node", watched.url, "--min-sources", "1")
+        result, report = verify_cli(dep, tmp_path / "s.json", str(old), "--node", watched.url, "--min-sources", "1")
     assert result.exit_code == 1, result.output
     assert report["result"] == "REVOKED" and report["verdict"]["facts"]["status"] == "revoked"
     assert report["verdict"]["facts"]["checkpoint_log_size"] > json.loads(stale.old_bundle)["batch"]["log_index"]
@@ -197,7 +154,7 @@ def test_lying_reproof_replaying_an_old_status_proof_is_undecided_with_evidence(
     old = tmp_path / "old.json"
     old.write_bytes(stale.old_bundle)  # fresh enough for the default policy: alone, it would be VALID
     with Proxy(sh(dep), {"/v1/ledger/proofs": replay_status}) as liar:
-        result, report = verify(dep, tmp_path / "s.json", str(old), "--node", liar.url, "--min-sources", "1")
+        result, report = verify_cli(dep, tmp_path / "s.json", str(old), "--node", liar.url, "--min-sources", "1")
     assert result.exit_code == 2, result.output
     assert report["result"] == "UNDECIDED"
     step8 = report["verdict"]["steps"][7]
@@ -218,7 +175,7 @@ def test_a_referral_to_a_fake_issuer_serving_a_tampered_bundle_is_invalid(
             return 307, json.dumps({"detail": "ask there", "issuer": "110000", "node": fake.url}).encode()
 
         with Proxy(sh(dep), {"/v1/licenses/": refer}) as liar:
-            result, report = verify(
+            result, report = verify_cli(
                 dep, tmp_path / "s.json", "--id", lic.active, "--node", liar.url, "--peer", dep.peer_url("440000")
             )
     assert result.exit_code == 1, result.output
@@ -234,7 +191,7 @@ def test_a_referring_node_with_a_conflicting_checkpoint_is_a_split_view(
     forged, equivocate = dep.equivocation(sh(dep))
 
     with Proxy(sh(dep), {"/v1/ledger/checkpoint": equivocate}) as liar:
-        result, report = verify(
+        result, report = verify_cli(
             dep, tmp_path / "s.json", "--id", lic.active, "--node", liar.url, "--peer", dep.peer_url("310000")
         )
     assert result.exit_code == 1, result.output
