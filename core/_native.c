@@ -16,6 +16,9 @@
  *   uscc_check_char(first17)         GB 32100-2015 check character               ref: core.codes.uscc_check_char
  *   mod11_2(digits)                  ISO 7064 MOD 11-2 (GB 11643-1999)           ref: core.codes.iso7064_mod11_2
  *   mod37_36_state(text, state)      ISO/IEC 7064 MOD 37,36 recurrence           ref: core.codes.mod37_36_state
+ *   uscc_valid(text)                 a valid GB 32100-2015 code (True | None)    ref: core.codes.validate_uscc
+ *   license_id_valid(type_code, issuer_uscc, serial, version, check)
+ *                                    a valid GB/T 36904 identifier (True | None) ref: core.codes.LicenseId
  *
  * The build (setup.py) passes the SHA-256 of this file as LICLEDGER_NATIVE_SOURCE; core/native.py refuses a
  * module built from another version of this file (a stale in-place build) and falls back to the references.
@@ -47,18 +50,9 @@ typedef struct {
     uint64_t total;   /* bytes hashed */
 } sm3_ctx;
 
-#define ROTL(x, n) ((uint32_t)(((x) << ((n) & 31)) | ((x) >> ((32 - ((n) & 31)) & 31))))
+#define ROTL(x, n) ((uint32_t)(((x) << (n)) | ((x) >> (32 - (n))))) /* 0 < n < 32 */
 #define P0(x) ((x) ^ ROTL((x), 9) ^ ROTL((x), 17))
 #define P1(x) ((x) ^ ROTL((x), 15) ^ ROTL((x), 23))
-
-static uint32_t sm3_t_rotated[64]; /* T_j <<< (j mod 32), §5.3.3 */
-
-static void sm3_init_tables(void) {
-    for (int j = 0; j < 64; j++) {
-        uint32_t t = j < 16 ? 0x79cc4519u : 0x7a879d8au;
-        sm3_t_rotated[j] = ROTL(t, j % 32);
-    }
-}
 
 static void sm3_init(sm3_ctx *c) {
     static const uint32_t iv[8] = {0x7380166fu, 0x4914b2b9u, 0x172442d7u, 0xda8a0600u,
@@ -68,52 +62,162 @@ static void sm3_init(sm3_ctx *c) {
     c->total = 0;
 }
 
-/* One round without moving the eight words (GB/T 32905-2016 §5.3.3): the caller rotates the names instead. */
-#define SM3_R(A, B, C, D, E, F, G, H, FF, GG, j)                                                               \
-    do {                                                                                                       \
-        uint32_t a12 = ROTL(A, 12);                                                                            \
-        uint32_t ss1 = ROTL(a12 + E + sm3_t_rotated[j], 7);                                                    \
-        uint32_t tt1 = FF(A, B, C) + D + (ss1 ^ a12) + (w[j] ^ w[(j) + 4]);                                    \
-        uint32_t tt2 = GG(E, F, G) + H + ss1 + w[j];                                                           \
-        B = ROTL(B, 9);                                                                                        \
-        H = tt1;                                                                                               \
-        F = ROTL(F, 19);                                                                                       \
-        D = P0(tt2);                                                                                           \
-    } while (0)
-#define SM3_R8(FF, GG, j)                                                                                      \
-    do {                                                                                                       \
-        SM3_R(a, b1, c, d, e, f, g, h, FF, GG, (j));                                                           \
-        SM3_R(h, a, b1, c, d, e, f, g, FF, GG, (j) + 1);                                                       \
-        SM3_R(g, h, a, b1, c, d, e, f, FF, GG, (j) + 2);                                                       \
-        SM3_R(f, g, h, a, b1, c, d, e, FF, GG, (j) + 3);                                                       \
-        SM3_R(e, f, g, h, a, b1, c, d, FF, GG, (j) + 4);                                                       \
-        SM3_R(d, e, f, g, h, a, b1, c, FF, GG, (j) + 5);                                                       \
-        SM3_R(c, d, e, f, g, h, a, b1, FF, GG, (j) + 6);                                                       \
-        SM3_R(b1, c, d, e, f, g, h, a, FF, GG, (j) + 7);                                                       \
-    } while (0)
+/* The compression function (GB/T 32905-2016 §5.3), written as OpenSSL's crypto/sm3: the message expansion (§5.3.2)
+ * runs in a window of 16 words kept in registers, each round renames the eight state words instead of moving
+ * them (four names in turn), and the round constants T_j <<< (j mod 32) are literals. */
 #define FF0(x, y, z) ((x) ^ (y) ^ (z))
 #define FF1(x, y, z) (((x) & (y)) | (((x) | (y)) & (z)))
 #define GG0(x, y, z) ((x) ^ (y) ^ (z))
 #define GG1(x, y, z) ((((y) ^ (z)) & (x)) ^ (z))
+#define EXPAND(W0, W7, W13, W3, W10) (P1((W0) ^ (W7) ^ ROTL((W13), 15)) ^ ROTL((W3), 7) ^ (W10))
+#define SM3_RND(A, B, C, D, E, F, G, H, TJ, Wi, Wj, FF, GG)                                                     \
+    do {                                                                                                       \
+        const uint32_t a12 = ROTL(A, 12);                                                                      \
+        const uint32_t ss1 = ROTL(a12 + E + (TJ), 7);                                                          \
+        const uint32_t tt1 = FF(A, B, C) + D + (ss1 ^ a12) + (Wj);                                             \
+        const uint32_t tt2 = GG(E, F, G) + H + ss1 + (Wi);                                                     \
+        B = ROTL(B, 9);                                                                                        \
+        D = tt1;                                                                                               \
+        F = ROTL(F, 19);                                                                                       \
+        H = P0(tt2);                                                                                           \
+    } while (0)
+#define R1(A, B, C, D, E, F, G, H, TJ, Wi, Wj) SM3_RND(A, B, C, D, E, F, G, H, TJ, Wi, Wj, FF0, GG0)
+#define R2(A, B, C, D, E, F, G, H, TJ, Wi, Wj) SM3_RND(A, B, C, D, E, F, G, H, TJ, Wi, Wj, FF1, GG1)
 
-static void sm3_compress(uint32_t v[8], const uint8_t blk[64]) {
-    uint32_t w[68];
-    for (int j = 0; j < 16; j++)
-        w[j] = ((uint32_t)blk[4 * j] << 24) | ((uint32_t)blk[4 * j + 1] << 16) | ((uint32_t)blk[4 * j + 2] << 8) |
-               (uint32_t)blk[4 * j + 3];
-    for (int j = 16; j < 68; j++)
-        w[j] = P1(w[j - 16] ^ w[j - 9] ^ ROTL(w[j - 3], 15)) ^ ROTL(w[j - 13], 7) ^ w[j - 6];
-    uint32_t a = v[0], b1 = v[1], c = v[2], d = v[3], e = v[4], f = v[5], g = v[6], h = v[7];
-    SM3_R8(FF0, GG0, 0);
-    SM3_R8(FF0, GG0, 8);
-    SM3_R8(FF1, GG1, 16);
-    SM3_R8(FF1, GG1, 24);
-    SM3_R8(FF1, GG1, 32);
-    SM3_R8(FF1, GG1, 40);
-    SM3_R8(FF1, GG1, 48);
-    SM3_R8(FF1, GG1, 56);
-    v[0] ^= a; v[1] ^= b1; v[2] ^= c; v[3] ^= d;
-    v[4] ^= e; v[5] ^= f; v[6] ^= g; v[7] ^= h;
+static inline uint32_t load_be32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+static void sm3_compress(uint32_t v[8], const uint8_t p[64]) {
+    uint32_t A = v[0], B = v[1], C = v[2], D = v[3], E = v[4], F = v[5], G = v[6], H = v[7];
+    uint32_t W00 = load_be32(p), W01 = load_be32(p + 4), W02 = load_be32(p + 8), W03 = load_be32(p + 12);
+    uint32_t W04 = load_be32(p + 16), W05 = load_be32(p + 20), W06 = load_be32(p + 24), W07 = load_be32(p + 28);
+    uint32_t W08 = load_be32(p + 32), W09 = load_be32(p + 36), W10 = load_be32(p + 40), W11 = load_be32(p + 44);
+    uint32_t W12 = load_be32(p + 48), W13 = load_be32(p + 52), W14 = load_be32(p + 56), W15 = load_be32(p + 60);
+    R1(A, B, C, D, E, F, G, H, 0x79CC4519u, W00, W00 ^ W04);
+    W00 = EXPAND(W00, W07, W13, W03, W10);
+    R1(D, A, B, C, H, E, F, G, 0xF3988A32u, W01, W01 ^ W05);
+    W01 = EXPAND(W01, W08, W14, W04, W11);
+    R1(C, D, A, B, G, H, E, F, 0xE7311465u, W02, W02 ^ W06);
+    W02 = EXPAND(W02, W09, W15, W05, W12);
+    R1(B, C, D, A, F, G, H, E, 0xCE6228CBu, W03, W03 ^ W07);
+    W03 = EXPAND(W03, W10, W00, W06, W13);
+    R1(A, B, C, D, E, F, G, H, 0x9CC45197u, W04, W04 ^ W08);
+    W04 = EXPAND(W04, W11, W01, W07, W14);
+    R1(D, A, B, C, H, E, F, G, 0x3988A32Fu, W05, W05 ^ W09);
+    W05 = EXPAND(W05, W12, W02, W08, W15);
+    R1(C, D, A, B, G, H, E, F, 0x7311465Eu, W06, W06 ^ W10);
+    W06 = EXPAND(W06, W13, W03, W09, W00);
+    R1(B, C, D, A, F, G, H, E, 0xE6228CBCu, W07, W07 ^ W11);
+    W07 = EXPAND(W07, W14, W04, W10, W01);
+    R1(A, B, C, D, E, F, G, H, 0xCC451979u, W08, W08 ^ W12);
+    W08 = EXPAND(W08, W15, W05, W11, W02);
+    R1(D, A, B, C, H, E, F, G, 0x988A32F3u, W09, W09 ^ W13);
+    W09 = EXPAND(W09, W00, W06, W12, W03);
+    R1(C, D, A, B, G, H, E, F, 0x311465E7u, W10, W10 ^ W14);
+    W10 = EXPAND(W10, W01, W07, W13, W04);
+    R1(B, C, D, A, F, G, H, E, 0x6228CBCEu, W11, W11 ^ W15);
+    W11 = EXPAND(W11, W02, W08, W14, W05);
+    R1(A, B, C, D, E, F, G, H, 0xC451979Cu, W12, W12 ^ W00);
+    W12 = EXPAND(W12, W03, W09, W15, W06);
+    R1(D, A, B, C, H, E, F, G, 0x88A32F39u, W13, W13 ^ W01);
+    W13 = EXPAND(W13, W04, W10, W00, W07);
+    R1(C, D, A, B, G, H, E, F, 0x11465E73u, W14, W14 ^ W02);
+    W14 = EXPAND(W14, W05, W11, W01, W08);
+    R1(B, C, D, A, F, G, H, E, 0x228CBCE6u, W15, W15 ^ W03);
+    W15 = EXPAND(W15, W06, W12, W02, W09);
+    R2(A, B, C, D, E, F, G, H, 0x9D8A7A87u, W00, W00 ^ W04);
+    W00 = EXPAND(W00, W07, W13, W03, W10);
+    R2(D, A, B, C, H, E, F, G, 0x3B14F50Fu, W01, W01 ^ W05);
+    W01 = EXPAND(W01, W08, W14, W04, W11);
+    R2(C, D, A, B, G, H, E, F, 0x7629EA1Eu, W02, W02 ^ W06);
+    W02 = EXPAND(W02, W09, W15, W05, W12);
+    R2(B, C, D, A, F, G, H, E, 0xEC53D43Cu, W03, W03 ^ W07);
+    W03 = EXPAND(W03, W10, W00, W06, W13);
+    R2(A, B, C, D, E, F, G, H, 0xD8A7A879u, W04, W04 ^ W08);
+    W04 = EXPAND(W04, W11, W01, W07, W14);
+    R2(D, A, B, C, H, E, F, G, 0xB14F50F3u, W05, W05 ^ W09);
+    W05 = EXPAND(W05, W12, W02, W08, W15);
+    R2(C, D, A, B, G, H, E, F, 0x629EA1E7u, W06, W06 ^ W10);
+    W06 = EXPAND(W06, W13, W03, W09, W00);
+    R2(B, C, D, A, F, G, H, E, 0xC53D43CEu, W07, W07 ^ W11);
+    W07 = EXPAND(W07, W14, W04, W10, W01);
+    R2(A, B, C, D, E, F, G, H, 0x8A7A879Du, W08, W08 ^ W12);
+    W08 = EXPAND(W08, W15, W05, W11, W02);
+    R2(D, A, B, C, H, E, F, G, 0x14F50F3Bu, W09, W09 ^ W13);
+    W09 = EXPAND(W09, W00, W06, W12, W03);
+    R2(C, D, A, B, G, H, E, F, 0x29EA1E76u, W10, W10 ^ W14);
+    W10 = EXPAND(W10, W01, W07, W13, W04);
+    R2(B, C, D, A, F, G, H, E, 0x53D43CECu, W11, W11 ^ W15);
+    W11 = EXPAND(W11, W02, W08, W14, W05);
+    R2(A, B, C, D, E, F, G, H, 0xA7A879D8u, W12, W12 ^ W00);
+    W12 = EXPAND(W12, W03, W09, W15, W06);
+    R2(D, A, B, C, H, E, F, G, 0x4F50F3B1u, W13, W13 ^ W01);
+    W13 = EXPAND(W13, W04, W10, W00, W07);
+    R2(C, D, A, B, G, H, E, F, 0x9EA1E762u, W14, W14 ^ W02);
+    W14 = EXPAND(W14, W05, W11, W01, W08);
+    R2(B, C, D, A, F, G, H, E, 0x3D43CEC5u, W15, W15 ^ W03);
+    W15 = EXPAND(W15, W06, W12, W02, W09);
+    R2(A, B, C, D, E, F, G, H, 0x7A879D8Au, W00, W00 ^ W04);
+    W00 = EXPAND(W00, W07, W13, W03, W10);
+    R2(D, A, B, C, H, E, F, G, 0xF50F3B14u, W01, W01 ^ W05);
+    W01 = EXPAND(W01, W08, W14, W04, W11);
+    R2(C, D, A, B, G, H, E, F, 0xEA1E7629u, W02, W02 ^ W06);
+    W02 = EXPAND(W02, W09, W15, W05, W12);
+    R2(B, C, D, A, F, G, H, E, 0xD43CEC53u, W03, W03 ^ W07);
+    W03 = EXPAND(W03, W10, W00, W06, W13);
+    R2(A, B, C, D, E, F, G, H, 0xA879D8A7u, W04, W04 ^ W08);
+    W04 = EXPAND(W04, W11, W01, W07, W14);
+    R2(D, A, B, C, H, E, F, G, 0x50F3B14Fu, W05, W05 ^ W09);
+    W05 = EXPAND(W05, W12, W02, W08, W15);
+    R2(C, D, A, B, G, H, E, F, 0xA1E7629Eu, W06, W06 ^ W10);
+    W06 = EXPAND(W06, W13, W03, W09, W00);
+    R2(B, C, D, A, F, G, H, E, 0x43CEC53Du, W07, W07 ^ W11);
+    W07 = EXPAND(W07, W14, W04, W10, W01);
+    R2(A, B, C, D, E, F, G, H, 0x879D8A7Au, W08, W08 ^ W12);
+    W08 = EXPAND(W08, W15, W05, W11, W02);
+    R2(D, A, B, C, H, E, F, G, 0x0F3B14F5u, W09, W09 ^ W13);
+    W09 = EXPAND(W09, W00, W06, W12, W03);
+    R2(C, D, A, B, G, H, E, F, 0x1E7629EAu, W10, W10 ^ W14);
+    W10 = EXPAND(W10, W01, W07, W13, W04);
+    R2(B, C, D, A, F, G, H, E, 0x3CEC53D4u, W11, W11 ^ W15);
+    W11 = EXPAND(W11, W02, W08, W14, W05);
+    R2(A, B, C, D, E, F, G, H, 0x79D8A7A8u, W12, W12 ^ W00);
+    W12 = EXPAND(W12, W03, W09, W15, W06);
+    R2(D, A, B, C, H, E, F, G, 0xF3B14F50u, W13, W13 ^ W01);
+    W13 = EXPAND(W13, W04, W10, W00, W07);
+    R2(C, D, A, B, G, H, E, F, 0xE7629EA1u, W14, W14 ^ W02);
+    W14 = EXPAND(W14, W05, W11, W01, W08);
+    R2(B, C, D, A, F, G, H, E, 0xCEC53D43u, W15, W15 ^ W03);
+    W15 = EXPAND(W15, W06, W12, W02, W09);
+    R2(A, B, C, D, E, F, G, H, 0x9D8A7A87u, W00, W00 ^ W04);
+    W00 = EXPAND(W00, W07, W13, W03, W10);
+    R2(D, A, B, C, H, E, F, G, 0x3B14F50Fu, W01, W01 ^ W05);
+    W01 = EXPAND(W01, W08, W14, W04, W11);
+    R2(C, D, A, B, G, H, E, F, 0x7629EA1Eu, W02, W02 ^ W06);
+    W02 = EXPAND(W02, W09, W15, W05, W12);
+    R2(B, C, D, A, F, G, H, E, 0xEC53D43Cu, W03, W03 ^ W07);
+    W03 = EXPAND(W03, W10, W00, W06, W13);
+    R2(A, B, C, D, E, F, G, H, 0xD8A7A879u, W04, W04 ^ W08);
+    R2(D, A, B, C, H, E, F, G, 0xB14F50F3u, W05, W05 ^ W09);
+    R2(C, D, A, B, G, H, E, F, 0x629EA1E7u, W06, W06 ^ W10);
+    R2(B, C, D, A, F, G, H, E, 0xC53D43CEu, W07, W07 ^ W11);
+    R2(A, B, C, D, E, F, G, H, 0x8A7A879Du, W08, W08 ^ W12);
+    R2(D, A, B, C, H, E, F, G, 0x14F50F3Bu, W09, W09 ^ W13);
+    R2(C, D, A, B, G, H, E, F, 0x29EA1E76u, W10, W10 ^ W14);
+    R2(B, C, D, A, F, G, H, E, 0x53D43CECu, W11, W11 ^ W15);
+    R2(A, B, C, D, E, F, G, H, 0xA7A879D8u, W12, W12 ^ W00);
+    R2(D, A, B, C, H, E, F, G, 0x4F50F3B1u, W13, W13 ^ W01);
+    R2(C, D, A, B, G, H, E, F, 0x9EA1E762u, W14, W14 ^ W02);
+    R2(B, C, D, A, F, G, H, E, 0x3D43CEC5u, W15, W15 ^ W03);
+    v[0] ^= A;
+    v[1] ^= B;
+    v[2] ^= C;
+    v[3] ^= D;
+    v[4] ^= E;
+    v[5] ^= F;
+    v[6] ^= G;
+    v[7] ^= H;
 }
 
 static void sm3_update(sm3_ctx *c, const uint8_t *data, size_t len) {
@@ -920,6 +1024,68 @@ static PyObject *native_uscc_check_char(PyObject *self, PyObject *arg) {
     return PyUnicode_FromStringAndSize(&USCC_CHARSET[(31 - total % 31) % 31], 1);
 }
 
+/* GB 32100-2015: 18 characters of the code set (no I, O, S, V, Z), six digits at positions 3-8 (the registration
+ * authority's division code), and the check character. */
+static int uscc_ok(const unsigned char *s, Py_ssize_t n) {
+    if (n != 18) return 0;
+    int total = 0;
+    for (int k = 0; k < 17; k++) {
+        int v = s[k] < 128 ? uscc_value[s[k]] : -1;
+        if (v < 0 || (k >= 2 && k < 8 && v > 9)) return 0;
+        total += v * USCC_WEIGHTS[k];
+    }
+    return s[17] == (unsigned char)USCC_CHARSET[(31 - total % 31) % 31];
+}
+
+static PyObject *native_uscc_valid(PyObject *self, PyObject *arg) {
+    Py_ssize_t n;
+    const unsigned char *s = ascii_of(arg, &n);
+    if (s != NULL && uscc_ok(s, n)) Py_RETURN_TRUE;
+    Py_RETURN_NONE;
+}
+
+static int alnum36(unsigned char c) { /* 0-9 A-Z -> 0..35, else -1 */
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'Z') return c - 'A' + 10;
+    return -1;
+}
+
+static int mod37_36_step(int p, int a) {
+    int t = (p + a) % 36;
+    return (t ? t : 36) * 2 % 37;
+}
+
+/* license_id_valid(type_code, issuer_uscc, serial, version, check) -> True | None: every check of
+ * core.codes.LicenseId.__post_init__ (GB/T 36904-2018 with ISO/IEC 7064 MOD 37,36) */
+static PyObject *native_license_id_valid(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "license_id_valid(type_code, issuer_uscc, serial, version, check)");
+        return NULL;
+    }
+    Py_ssize_t nt, ni, ns, nc;
+    const unsigned char *t = ascii_of(args[0], &nt), *iss = ascii_of(args[1], &ni), *ser = ascii_of(args[2], &ns);
+    const unsigned char *chk = ascii_of(args[4], &nc);
+    long long version = index_of(args[3]);
+    if (t == NULL || iss == NULL || ser == NULL || chk == NULL || nc != 1 || version < 1 || version > 999)
+        Py_RETURN_NONE;
+    /* type code: a definer's USCC and three digits; issuer: a USCC; serial: [0-9A-Z]{1,64} */
+    if (nt != 21 || !uscc_ok(t, 18) || !uscc_ok(iss, ni) || ns < 1 || ns > 64) Py_RETURN_NONE;
+    for (int k = 18; k < 21; k++)
+        if (t[k] < '0' || t[k] > '9') Py_RETURN_NONE;
+    int p = 36;
+    for (Py_ssize_t k = 0; k < nt; k++) p = mod37_36_step(p, alnum36(t[k]));
+    for (Py_ssize_t k = 0; k < ni; k++) p = mod37_36_step(p, alnum36(iss[k]));
+    for (Py_ssize_t k = 0; k < ns; k++) {
+        int a = alnum36(ser[k]);
+        if (a < 0) Py_RETURN_NONE;
+        p = mod37_36_step(p, a);
+    }
+    int digits[3] = {(int)(version / 100), (int)(version / 10 % 10), (int)(version % 10)};
+    for (int k = 0; k < 3; k++) p = mod37_36_step(p, digits[k]);
+    if (chk[0] != (unsigned char)"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[(37 - p) % 36]) Py_RETURN_NONE;
+    Py_RETURN_TRUE;
+}
+
 static PyObject *native_mod11_2(PyObject *self, PyObject *arg) {
     Py_ssize_t n;
     const unsigned char *s = ascii_of(arg, &n);
@@ -970,6 +1136,9 @@ static PyMethodDef methods[] = {
     {"encode", native_encode, METH_O, "encode(value) -> canonical bytes | None (core.canonical.encode decides)."},
     {"uscc_check_char", native_uscc_check_char, METH_O, "uscc_check_char(first17) -> str | None (GB 32100-2015)."},
     {"mod11_2", native_mod11_2, METH_O, "mod11_2(digits) -> str | None (ISO 7064 MOD 11-2)."},
+    {"uscc_valid", native_uscc_valid, METH_O, "uscc_valid(text) -> True | None (GB 32100-2015)."},
+    {"license_id_valid", (PyCFunction)(void (*)(void))native_license_id_valid, METH_FASTCALL,
+     "license_id_valid(type_code, issuer_uscc, serial, version, check) -> True | None (GB/T 36904-2018)."},
     {"mod37_36_state", (PyCFunction)(void (*)(void))native_mod37_36_state, METH_FASTCALL,
      "mod37_36_state(text, state) -> int | None (ISO/IEC 7064 MOD 37,36)."},
     {NULL, NULL, 0, NULL},
@@ -981,7 +1150,6 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
-    sm3_init_tables();
     smt_init_defaults();
     memset(uscc_value, -1, sizeof uscc_value);
     for (int k = 0; USCC_CHARSET[k]; k++) uscc_value[(unsigned char)USCC_CHARSET[k]] = (signed char)k;

@@ -193,6 +193,8 @@ def validate_uscc(s: str) -> str:
     authority's GB/T 2260 division code), and the check character. It does not require the authority/type pair
     to be in :data:`USCC_AUTHORITIES`.
     """
+    if NATIVE is not None and NATIVE.uscc_valid(s):
+        return s
     if not isinstance(s, str):
         raise TypeError(f"USCC must be str, not {type(s).__name__}")
     if _USCC.fullmatch(s) is None:
@@ -339,6 +341,16 @@ class LicenseId:
     _text: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if NATIVE is None or not NATIVE.license_id_valid(
+            self.type_code, self.issuer_uscc, self.serial, self.version, self.check
+        ):
+            self._validate()  # the checks below, which say what is wrong
+        # both read many times per proof bundle; kept once the fields are known to be valid
+        base = f"{LICENSE_OID}.{self.type_code}.{self.issuer_uscc}.{self.serial}"
+        object.__setattr__(self, "_base", base)
+        object.__setattr__(self, "_text", f"{base}.{self.version:03d}.{self.check}")
+
+    def _validate(self) -> None:
         for name in ("type_code", "issuer_uscc", "serial", "check"):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"LicenseId.{name} must be str")
@@ -354,10 +366,6 @@ class LicenseId:
             raise DocumentError(
                 f"license identifier check character is {self.check!r}, expected {expected} (ISO/IEC 7064 MOD 37,36)"
             )
-        # both read many times per proof bundle; kept once the fields are known to be valid
-        base = f"{LICENSE_OID}.{self.type_code}.{self.issuer_uscc}.{self.serial}"
-        object.__setattr__(self, "_base", base)
-        object.__setattr__(self, "_text", f"{base}.{self.version:03d}.{self.check}")
 
     def _check_input(self) -> str:
         return f"{self.type_code}{self.issuer_uscc}{self.serial}{self.version:03d}"

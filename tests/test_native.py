@@ -592,3 +592,59 @@ def test_check_character_vectors() -> None:
     assert N().uscc_check_char("91350100M000100Y4") == "3"
     assert N().mod11_2("11010519491231002") == "X"
     assert N().uscc_check_char("91350100M000100Y") is None and N().uscc_check_char("91350100M000100YI") is None
+
+
+@given(USCC_TEXT)
+@settings(max_examples=500, deadline=None)
+def test_uscc_valid_agrees(text: str) -> None:
+    from core.codes import make_uscc
+
+    organisation = "".join(ch for ch in text if ch in "0123456789ABCDEFGHJKLMNPQRTUWXY")[:9].ljust(9, "0")
+    for candidate in (text, make_uscc("9", "1", "110000", organisation), text[:17] + "0"):
+        reference = _reference_codes("validate_uscc", candidate)
+        got = N().uscc_valid(candidate)
+        assert got is None or (got is True and reference == candidate), candidate
+        if reference == candidate:
+            assert got is True
+
+
+def _reference_license_id_error(*fields: Any) -> str | None:
+    """None when core.codes.LicenseId (its Python checks) accepts the fields, else the error's type."""
+    import core.codes as codes
+    from core.codes import LicenseId
+
+    saved, codes.NATIVE = codes.NATIVE, None
+    try:
+        LicenseId(*fields)
+        return None
+    except (TypeError, ValueError) as exc:
+        return type(exc).__name__
+    finally:
+        codes.NATIVE = saved
+
+
+def test_license_id_valid_agrees_on_mutated_identifiers() -> None:
+    from core.codes import TYPE_CODE_OF, LicenseId, LicenseKind, make_uscc
+
+    rng = random.Random(7)
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZa.-"
+    accepted = 0
+    for i in range(3000):
+        issuer = make_uscc("1", "2", "440100", f"{i:09d}")
+        good = LicenseId.build(TYPE_CODE_OF[LicenseKind.NURSE], issuer, f"S{i}", 1 + i % 999)
+        fields: list[Any] = [good.type_code, good.issuer_uscc, good.serial, good.version, good.check]
+        if i % 3:  # mutate one field, one character or the version
+            k = rng.randrange(5)
+            if k == 3:
+                fields[3] = rng.choice([0, 1000, -1, True, 2**70, good.version + 1, "1"])
+            elif isinstance(fields[k], str) and fields[k]:
+                text = fields[k]
+                pos = rng.randrange(len(text))
+                fields[k] = text[:pos] + rng.choice(alphabet) + text[pos + 1 :]
+        reference = _reference_license_id_error(*fields)
+        got = N().license_id_valid(*fields)
+        assert got is None or (got is True and reference is None), fields
+        if reference is None:
+            assert got is True, fields
+            accepted += 1
+    assert accepted > 1000

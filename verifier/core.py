@@ -12,7 +12,8 @@ explained in docs/verifier.md. A bundle is VALID only when every step passes.
    docs/chaincode.md "Membership"), which cannot be later than the anchoring. Keys from the genesis alone are not
    enough: members rotate keys, and the record as of the checkpoint lists every key with its interval.
 3. **Seal and commitment.** With the document disclosed: ``SM3(salt || canonical document)`` is the commitment
-   (GM/T 0004, :mod:`core.commitment`) and the seal's SM2 signature verifies over the canonical document under
+   (GM/T 0004, :mod:`core.commitment`) and the seal's SM2 signature verifies over the canonical document (its
+   bytes as disclosed, :func:`core.licenses.parse_signed_document`) under
    that key (:func:`core.seal.verify_seal`). With only the commitment disclosed there is nothing to check here:
    the issuer's anchoring (steps 4-5, proven by step 2's key check) vouches for the commitment.
 4. **Leaf in batch.** The leaf record is ``leaf_data(license_id, version, commitment)`` and its RFC 9162 §2.1.3

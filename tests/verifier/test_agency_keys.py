@@ -17,7 +17,7 @@ def test_a_key_is_stored_only_as_its_hash_and_authenticates(tmp_path: Path) -> N
     keys = KeyFile(tmp_path / "keys.json")
     token, record = keys.create("某市医保局", "agency", now_ms=1)
     raw = (tmp_path / "keys.json").read_text(encoding="utf-8")
-    assert token not in raw and token.split("_")[2] not in raw
+    assert token not in raw and token.split("_", 2)[2] not in raw
     assert record.hash == sm3(token.encode()).hex() and record.hash in raw
     assert stat.S_IMODE((tmp_path / "keys.json").stat().st_mode) == 0o600
     assert keys.authenticate(token) == record
