@@ -283,11 +283,16 @@ class BatchRecord:
     key_id: str
     tx_id: str
     data: bytes
+    _leaf_hash: bytes = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # hashed once: parsed batch records are shared by the bundles of a batch (see _BATCHES)
+        object.__setattr__(self, "_leaf_hash", leaf_hash(self.data))
 
     @property
     def leaf_hash(self) -> bytes:
         """``SM3(0x00 || data)``: the record's RFC 9162 leaf hash in the anchor log."""
-        return leaf_hash(self.data)
+        return self._leaf_hash
 
     @classmethod
     def from_dict(cls, value: object, path: str = "batch.record") -> BatchRecord:
