@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import threading
 import time
@@ -391,6 +392,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if service.pool is not None:
             service.pool.start()
+        gc.freeze()  # modules, the trust root, the app: start-up state the cyclic collector need not walk again
         try:
             yield
         finally:
