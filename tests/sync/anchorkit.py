@@ -4,11 +4,13 @@ at a chosen step so that the test can kill it with SIGKILL."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,43 @@ from netkit import Net, licledger
 
 from core import canonical, synth
 from core.codes import LicenseId
+from network.localnet import free_loopback_ports
 from node.apikeys import create_key
 from node.context import NodeContext, open_node
 from node.main import create_app
 from node.settings import load_settings
 
 KEK = "00112233445566778899aabbccddeeff"
+
+
+def cli(*args: str | Path) -> str:
+    """Run ``licledger ARGS`` (the real CLI); its stdout, or fail with its output."""
+    done = licledger(*args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@contextlib.contextmanager
+def serving(node_dir: Path, log: Path, *options: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``licledger node serve --dir NODE_DIR OPTIONS`` as a real process on a free loopback port, anchoring every
+    200 ms; yields the process and its base URL, and stops it with SIGTERM. Its output goes to ``log``."""
+    [port] = free_loopback_ports(1)
+    env = {
+        **os.environ,
+        "LICLEDGER_KEK": KEK,
+        "LICLEDGER_PORT": str(port),
+        "LICLEDGER_ANCHOR_INTERVAL_MS": "200",
+        "LICLEDGER_ANCHOR_BATCH_MAX_AGE_MS": "300",
+        "LICLEDGER_CHECKPOINT_CACHE_MS": "0",
+    }
+    command = [sys.executable, "-c", "from node.cli import main; main()", "node", "serve", "--dir", str(node_dir)]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*command, *options], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
 
 
 def wait_for(what: str, check: Any, timeout: float = 45.0) -> Any:

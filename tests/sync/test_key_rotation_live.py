@@ -9,10 +9,6 @@ genesis, and the member's peer cosigns later checkpoints with the new key.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from anchorkit import KEK, documents, join_node, wait_for
-from netkit import Net, licledger
+from anchorkit import cli, documents, join_node, serving, wait_for
+from netkit import Net
 
 from core import canonical
-from network.localnet import free_loopback_ports, load_kek, load_member_key
+from network.localnet import load_kek, load_member_key
 from node.settings import load_settings
 from verifier.core import Result, load_trust_root, verify_bundle
 
@@ -40,37 +36,16 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     n.down()
 
 
-def _cli(*args: str | Path) -> str:
-    done = licledger(*args)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
 def test_running_serve_and_peer_adopt_the_rotated_key(net: Net, tmp_path: Path) -> None:
     node_dir = tmp_path / "node"
     operator = join_node(node_dir, net, MEMBER)
     uscc = load_settings(node_dir).authority_uscc
-    [port] = free_loopback_ports(1)
-    env = {
-        **os.environ,
-        "LICLEDGER_KEK": KEK,
-        "LICLEDGER_PORT": str(port),
-        "LICLEDGER_ANCHOR_INTERVAL_MS": "200",
-        "LICLEDGER_ANCHOR_BATCH_MAX_AGE_MS": "300",
-        "LICLEDGER_CHECKPOINT_CACHE_MS": "0",
-    }
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from node.cli import main; main()", "node", "serve", "--dir", str(node_dir)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {operator}"}, timeout=30)
     trust = load_trust_root((net.directory / "network.json").read_bytes(), network_id=net.config.network_id)
-    try:
+    with (
+        serving(node_dir, log) as (proc, url),
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {operator}"}, timeout=30) as client,
+    ):
 
         def healthy() -> dict[str, Any] | None:
             assert proc.poll() is None, log.read_text()
@@ -97,7 +72,7 @@ def test_running_serve_and_peer_adopt_the_rotated_key(net: Net, tmp_path: Path) 
         before, _ = issue(300)
 
         request, signed = tmp_path / "request.json", tmp_path / "signed.json"
-        _cli("node", "rotate-key", "request", "--dir", node_dir, "--out", request)
+        cli("node", "rotate-key", "request", "--dir", node_dir, "--out", request)
         # While the rotation is pending nothing is sealed (a seal by the old key after the request time would not
         # verify once the rotation commits): issuing answers 503 with Retry-After, and nothing is stored.
         [pending_doc] = documents("nurse", 1, MEMBER, uscc, start=299)
@@ -109,8 +84,8 @@ def test_running_serve_and_peer_adopt_the_rotated_key(net: Net, tmp_path: Path) 
         revoked = client.post(f"/v1/licenses/{before}/events", json={"type": "revoke", "reason": "R01"})
         assert revoked.status_code in (200, 201), revoked.text
         time.sleep(1.0)  # several anchoring passes (every 200 ms) pause instead of signing with the old key
-        _cli("network", "endorse", request, "--dir", net.directory, "--out", signed)
-        out = _cli("node", "rotate-key", "submit", signed, "--dir", node_dir, "--network-dir", net.directory)
+        cli("network", "endorse", request, "--dir", net.directory, "--out", signed)
+        out = cli("node", "rotate-key", "submit", signed, "--dir", node_dir, "--network-dir", net.directory)
         assert "adopts it" in out
         config = net.config
         new_key = load_member_key(config, MEMBER, load_kek(config))
@@ -153,7 +128,3 @@ def test_running_serve_and_peer_adopt_the_rotated_key(net: Net, tmp_path: Path) 
 
         issue(302)  # new anchors make new checkpoints
         wait_for("a checkpoint cosigned by the peer with the new key", cosigned_with_new_key, 60)
-    finally:
-        client.close()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)

@@ -10,9 +10,6 @@ not the in-thread one, moves) with the new key; licenses of both batches verify 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from anchorkit import KEK, documents, join_node, wait_for
-from netkit import Net, licledger
+from anchorkit import cli, documents, join_node, serving, wait_for
+from netkit import Net
 
 from core import canonical
-from network.localnet import free_loopback_ports, load_kek, load_member_key
+from network.localnet import load_kek, load_member_key
 from node.settings import load_settings
 from verifier.core import Result, load_trust_root, verify_bundle
 
@@ -40,12 +37,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     n.down()
 
 
-def _cli(*args: str | Path) -> str:
-    done = licledger(*args)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -58,28 +49,12 @@ def test_seal_workers_follow_a_key_rotation_without_restart(net: Net, tmp_path: 
     node_dir = tmp_path / "node"
     operator = join_node(node_dir, net, MEMBER)
     uscc = load_settings(node_dir).authority_uscc
-    [port] = free_loopback_ports(1)
-    env = {
-        **os.environ,
-        "LICLEDGER_KEK": KEK,
-        "LICLEDGER_PORT": str(port),
-        "LICLEDGER_ANCHOR_INTERVAL_MS": "200",
-        "LICLEDGER_ANCHOR_BATCH_MAX_AGE_MS": "300",
-        "LICLEDGER_CHECKPOINT_CACHE_MS": "0",
-    }
     log = tmp_path / "serve.log"
-    command = ["node", "serve", "--dir", str(node_dir), "--seal-workers", "2"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from node.cli import main; main()", *command],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {operator}"}, timeout=60)
     trust = load_trust_root((net.directory / "network.json").read_bytes(), network_id=net.config.network_id)
-    try:
+    with (
+        serving(node_dir, log, "--seal-workers", "2") as (proc, url),
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {operator}"}, timeout=60) as client,
+    ):
 
         def sealing() -> dict[str, Any] | None:
             assert proc.poll() is None, log.read_text()
@@ -115,7 +90,7 @@ def test_seal_workers_follow_a_key_rotation_without_restart(net: Net, tmp_path: 
         assert (sealed_by["batches_by_workers"], sealed_by["batches_in_thread"]) == (1, 0)  # by the pool
 
         request, signed = tmp_path / "request.json", tmp_path / "signed.json"
-        _cli("node", "rotate-key", "request", "--dir", node_dir, "--out", request)
+        cli("node", "rotate-key", "request", "--dir", node_dir, "--out", request)
         # pending: a batch is refused before anything is sealed, by the pool or in the request's thread
         docs = documents("nurse", 2, MEMBER, uscc, start=398)
         refused = client.post("/v1/licenses/batch", content=canonical.encode({"documents": docs}))
@@ -125,8 +100,8 @@ def test_seal_workers_follow_a_key_rotation_without_restart(net: Net, tmp_path: 
         assert pending is not None and pending["key_id"] == old_key_id and pending["pids"] == first["pids"]
         assert (pending["batches_by_workers"], pending["batches_in_thread"]) == (1, 0)
 
-        _cli("network", "endorse", request, "--dir", net.directory, "--out", signed)
-        _cli("node", "rotate-key", "submit", signed, "--dir", node_dir, "--network-dir", net.directory)
+        cli("network", "endorse", request, "--dir", net.directory, "--out", signed)
+        cli("node", "rotate-key", "submit", signed, "--dir", node_dir, "--network-dir", net.directory)
         new_key_id = load_member_key(net.config, MEMBER, load_kek(net.config)).key_id
         assert new_key_id != old_key_id
 
@@ -150,10 +125,6 @@ def test_seal_workers_follow_a_key_rotation_without_restart(net: Net, tmp_path: 
         for license_id in (before[0]["license_id"], after[0]["license_id"], after[2]["license_id"]):
             wait_for(f"{license_id} to verify VALID", lambda i=license_id: verdict(i) is Result.VALID, 90)
         assert proc.poll() is None
-    finally:
-        client.close()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
     text = log.read_text(errors="replace")
     assert f"seal with key {new_key_id} instead of {old_key_id}" in text, text
     assert "Traceback" not in text, text
