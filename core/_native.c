@@ -1011,30 +1011,32 @@ static const char USCC_CHARSET[] = "0123456789ABCDEFGHJKLMNPQRTUWXY"; /* GB 3210
 static const int USCC_WEIGHTS[17] = {1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28};
 static signed char uscc_value[128];
 
+/* The GB 32100-2015 check character of 17 ASCII characters of the code set, or 0 if one is not in it; with
+ * ``division_digits``, also 0 unless positions 3-8 (the registration authority's division code) are digits. */
+static char uscc_check_of(const unsigned char *s, int division_digits) {
+    int total = 0;
+    for (int k = 0; k < 17; k++) {
+        int v = uscc_value[s[k]]; /* s is ASCII: s[k] < 128 */
+        if (v < 0 || (division_digits && k >= 2 && k < 8 && v > 9)) return 0;
+        total += v * USCC_WEIGHTS[k];
+    }
+    return USCC_CHARSET[(31 - total % 31) % 31];
+}
+
 static PyObject *native_uscc_check_char(PyObject *self, PyObject *arg) {
     Py_ssize_t n;
     const unsigned char *s = ascii_of(arg, &n);
-    if (s == NULL || n != 17) Py_RETURN_NONE;
-    int total = 0;
-    for (int k = 0; k < 17; k++) {
-        int v = uscc_value[s[k]];
-        if (v < 0) Py_RETURN_NONE;
-        total += v * USCC_WEIGHTS[k];
-    }
-    return PyUnicode_FromStringAndSize(&USCC_CHARSET[(31 - total % 31) % 31], 1);
+    char check = s != NULL && n == 17 ? uscc_check_of(s, 0) : 0;
+    if (!check) Py_RETURN_NONE;
+    return PyUnicode_FromStringAndSize(&check, 1);
 }
 
 /* GB 32100-2015: 18 characters of the code set (no I, O, S, V, Z), six digits at positions 3-8 (the registration
  * authority's division code), and the check character. */
 static int uscc_ok(const unsigned char *s, Py_ssize_t n) {
     if (n != 18) return 0;
-    int total = 0;
-    for (int k = 0; k < 17; k++) {
-        int v = s[k] < 128 ? uscc_value[s[k]] : -1;
-        if (v < 0 || (k >= 2 && k < 8 && v > 9)) return 0;
-        total += v * USCC_WEIGHTS[k];
-    }
-    return s[17] == (unsigned char)USCC_CHARSET[(31 - total % 31) % 31];
+    char check = uscc_check_of(s, 1);
+    return check && s[17] == (unsigned char)check;
 }
 
 static PyObject *native_uscc_valid(PyObject *self, PyObject *arg) {
@@ -1108,15 +1110,13 @@ static PyObject *native_mod37_36_state(PyObject *self, PyObject *const *args, Py
     const unsigned char *s = ascii_of(args[0], &n);
     long long p = index_of(args[1]);
     if (s == NULL || p < 0 || p > 36) Py_RETURN_NONE;
+    int state = (int)p;
     for (Py_ssize_t k = 0; k < n; k++) {
-        int a;
-        if (s[k] >= '0' && s[k] <= '9') a = s[k] - '0';
-        else if (s[k] >= 'A' && s[k] <= 'Z') a = s[k] - 'A' + 10;
-        else Py_RETURN_NONE;
-        long long t = (p + a) % 36;
-        p = (t ? t : 36) * 2 % 37;
+        int a = alnum36(s[k]);
+        if (a < 0) Py_RETURN_NONE;
+        state = mod37_36_step(state, a);
     }
-    return PyLong_FromLongLong(p);
+    return PyLong_FromLong(state);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------

@@ -297,18 +297,11 @@ _VERSION = re.compile(r"[0-9]{3}")
 
 
 def _check_type_code(type_code: str) -> None:
-    if type_code in _CHECKED_TYPE_CODES:  # the few type codes in use, checked once
-        return
     if _TYPE_CODE.fullmatch(type_code) is None:
         raise DocumentError(
             "license type code must be a definer's 18-character unified social credit code and 3 digits"
         )
     validate_uscc(type_code[:18])
-    if len(_CHECKED_TYPE_CODES) < 64:
-        _CHECKED_TYPE_CODES.add(type_code)
-
-
-_CHECKED_TYPE_CODES: set[str] = set()
 
 
 def _check_serial(serial: str) -> None:
