@@ -7,7 +7,13 @@ anchoring batch write.
   and psycopg's executemany sends one statement per row. Strings are cast to ``text[]``, never ``varchar(n)[]``
   (an explicit cast to ``varchar(n)`` truncates silently; the assignment to the column then refuses an
   over-long value as usual).
-* SQLite: SQLAlchemy's executemany (multi-row ``INSERT ... VALUES ... RETURNING`` where ids are asked for).
+* SQLite: the driver's ``executemany`` of one ``INSERT``, the rows as tuples (SQLAlchemy's per-row parameter
+  processing cost more than SQLite's insert). Where ids are asked for, they are read back from the rowid range
+  the statement filled (``last_insert_rowid()``; SQLite gives each new row the largest rowid plus one, and the
+  transaction holds the database's write lock from its first insert) and matched on ``key`` like the
+  ``RETURNING`` rows elsewhere, so a range that did not hold exactly these rows is an error, never a wrong id.
+  Only for tables whose columns are integers, strings, bytes and booleans (every table written here; others go
+  through SQLAlchemy's executemany).
 
 Table and column names come from the models (:mod:`node.db.models`), never from input; values are always bound.
 """
@@ -35,6 +41,19 @@ def _unnest(connection: Connection, table: sa.Table, columns: Sequence[str]) -> 
     return f"unnest({arrays}) AS u({', '.join(quote(c) for c in columns)})"
 
 
+_PLAIN_TYPES = (sa.Integer, sa.String, sa.LargeBinary, sa.Boolean)
+_plain_tables: dict[str, bool] = {}
+
+
+def _plain(table: sa.Table) -> bool:
+    """Whether every column of ``table`` holds values the driver binds as they are (no SQLAlchemy type
+    processing): integers, strings (and text), bytes, booleans."""
+    plain = _plain_tables.get(table.name)
+    if plain is None:
+        plain = _plain_tables[table.name] = all(isinstance(c.type, _PLAIN_TYPES) for c in table.columns)
+    return plain
+
+
 def insert(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]], *, key: str | None = None) -> list[int]:
     """Insert ``rows`` (all with the same keys) into ``table``. With ``key`` (a unique column among the rows'
     keys), the new ``id`` of each row, in the order of ``rows`` (matched on ``key``: ``RETURNING`` order is not
@@ -53,6 +72,23 @@ def insert(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]], *,
         if key is None:
             return []
         pairs = result.all()
+    elif connection.dialect.name == "sqlite" and _plain(table):
+        columns = list(rows[0])
+        quote = connection.dialect.identifier_preparer.quote
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+            f"VALUES ({', '.join('?' for _ in columns)})"
+        )
+        connection.exec_driver_sql(sql, [tuple([row[c] for c in columns]) for row in rows])
+        if key is None:
+            return []
+        last = int(connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+        pairs = list(
+            connection.exec_driver_sql(
+                f"SELECT id, {quote(key)} FROM {quote(table.name)} WHERE id BETWEEN ? AND ?",  # noqa: S608
+                (last - len(rows) + 1, last),
+            ).all()
+        )
     elif key is not None:
         pairs = list(session.execute(sa.insert(table).returning(table.c.id, table.c[key]), list(rows)).all())
     else:

@@ -199,6 +199,18 @@ def pending_counts(session: Session) -> dict[str, int]:
     return {f"{kind}:{state}": count for kind, state, count in rows}
 
 
+def open_counts(session: Session) -> dict[str, int]:
+    """:func:`pending_counts` of the entries not yet anchored (``pending``, ``batched``) only: a range of the
+    ``(state, kind, id)`` index, however many anchored entries the outbox keeps (the anchoring worker's check
+    before each pass)."""
+    rows = session.execute(
+        sa.select(Outbox.kind, Outbox.state, sa.func.count())
+        .where(Outbox.state.in_(("pending", "batched")))
+        .group_by(Outbox.kind, Outbox.state)
+    ).all()
+    return {f"{kind}:{state}": count for kind, state, count in rows}
+
+
 def oldest_pending_ms(session: Session) -> int | None:
     """When the oldest pending leaf was enqueued (the batch age threshold)."""
     return session.scalar(

@@ -5,6 +5,9 @@ the database: every decision starts from the outbox, and every step that the led
 
 One pass (:meth:`AnchorWorker.run_once`), in this order:
 
+0. **Anything due?** From the outbox alone (:func:`node.outbox.open_counts`, an index range): with no recorded
+   batch or status change unfinished, no status change waiting and the pending leaves below both thresholds, the
+   pass ends without asking the ledger anything (``node serve`` passes every ``anchor_interval_ms``).
 1. **Finish unfinished batches** (``built``: recorded, maybe submitted): if the ledger already committed the
    batch's transaction, record it; otherwise submit the *stored* envelope again (same bytes, same ``tx_id``).
 2. **Finish submitted status changes** the same way.
@@ -149,10 +152,20 @@ class AnchorWorker:
 
     # --- the pass ---
 
-    def run_once(self, *, force: bool = False) -> PassReport:
-        """One pass (module docstring). Never raises for ledger trouble: the report's ``error`` says it."""
+    def run_once(self, *, force: bool = False, check_ledger: bool = False) -> PassReport:
+        """One pass (module docstring). Never raises for ledger trouble: the report's ``error`` says it.
+
+        A pass with nothing due (:meth:`_due`) asks the ledger nothing and reports the pending counts, unless
+        ``check_ledger`` (``licledger node anchor --once``): then the node's membership is checked all the same,
+        so an operator learns at once that the node could not anchor."""
         with self._lock:
             report = PassReport()
+            with self.node.sessions() as session:
+                counts = outbox.open_counts(session)
+                idle = not (force or check_ledger) and not self._due(session, counts)
+            if idle:  # nothing to submit nor to sign: the ledger is not asked anything (passes run every second)
+                report.pending_leaves = counts.get("leaf:pending", 0)
+                return report
             try:
                 with self.node.sessions() as session:
                     at = self._signing_time(session)
@@ -175,7 +188,7 @@ class AnchorWorker:
                 report.error = f"another worker is anchoring: {exc}"
                 log.info("anchoring pass yielded: %s", report.error)
             with self.node.sessions() as session:
-                counts = outbox.pending_counts(session)
+                counts = outbox.open_counts(session)
             report.pending_leaves = counts.get("leaf:pending", 0) + counts.get("leaf:batched", 0)
             report.pending_statuses = counts.get("status:pending", 0) + counts.get("status:batched", 0)
             if report.batches or report.statuses or report.resubmitted:
@@ -189,6 +202,19 @@ class AnchorWorker:
                     report.pending_statuses,
                 )
             return report
+
+    def _due(self, session: Session, counts: dict[str, int]) -> bool:
+        """Whether a pass has anything to do: a recorded batch or status change not yet known to be on the
+        ledger, a status change waiting, or pending leaves reaching the batch size or age threshold."""
+        if counts.get("leaf:batched") or counts.get("status:batched") or counts.get("status:pending"):
+            return True
+        if outbox.unfinished_batches(session):  # a batch recorded with no leaf left batched: finish it anyway
+            return True
+        pending = counts.get("leaf:pending", 0)
+        if pending >= self.settings.anchor_batch_size:
+            return True
+        oldest = outbox.oldest_pending_ms(session) if pending else None
+        return oldest is not None and self.node.clock() - oldest >= self.settings.anchor_batch_max_age_ms
 
     def finish_unfinished(self) -> PassReport:
         """Steps 1-2 only: resubmit (or record) what was recorded but not yet known to be on the ledger.

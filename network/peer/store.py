@@ -137,15 +137,38 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+_GET_VALUE = {
+    "qmark": "SELECT value FROM state WHERE key = ?",
+    "format": "SELECT value FROM state WHERE key = %s",
+    "pyformat": "SELECT value FROM state WHERE key = %s",
+}
+"""The one-key read of :meth:`ConnectionState.get` in the positional DBAPI parameter styles (PEP 249): pysqlite's
+and psycopg's; a driver with another style reads through SQLAlchemy Core."""
+_GET_VALUE_CORE = sa.select(state.c.value).where(state.c.key == sa.bindparam("key"))
+
+
 class ConnectionState:
     """The committed world state as seen by one open connection (a consistent snapshot inside a
     transaction)."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._dbapi = conn.connection.dbapi_connection
+        self._get_sql = _GET_VALUE.get(conn.dialect.paramstyle) if self._dbapi is not None else None
 
     def get(self, key: str) -> bytes | None:
-        row = self._conn.execute(sa.select(state.c.value).where(state.c.key == key)).first()
+        # Chaincode reads one key at a time, dozens per transaction and per query: through the DBAPI cursor of
+        # this very connection (so inside its snapshot), about 3 us a read against about 135 us for a Core
+        # SELECT built and compiled per call.
+        if self._get_sql is None or self._dbapi is None:
+            row = self._conn.execute(_GET_VALUE_CORE, {"key": key}).first()
+            return None if row is None else bytes(row[0])
+        cursor = self._dbapi.cursor()
+        try:
+            cursor.execute(self._get_sql, (key,))
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
         return None if row is None else bytes(row[0])
 
     def height(self) -> int:

@@ -299,7 +299,7 @@ def anchor(directory: Path | None, once: bool, force: bool, as_json: bool) -> No
 
             run_blocking(ctx)
             return
-        report = AnchorWorker(ctx).run_once(force=force)
+        report = AnchorWorker(ctx).run_once(force=force, check_ledger=True)
     finally:
         ctx.close()
     if as_json:

@@ -1,4 +1,4 @@
-"""The anchoring worker against a real 3-province network: a worker process SIGKILLed at every step of the outbox
+"""The anchoring worker against a real 4-province network: a worker process SIGKILLed at every step of the outbox
 protocol, the ledger down while licenses are issued, a node whose key is not its member's, a tampered record.
 
 Every license must end anchored exactly once, the ledger's batch_seq must be contiguous and equal to the node's,
@@ -7,19 +7,21 @@ and reconciliation must find the node and the ledger in agreement (or name the d
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from anchorkit import Issuer, documents, join_node, kill_worker_at, ledger_batches, open_joined
-from netkit import Net, licledger
+from netkit import PROVINCES, Net, licledger
 
 from core import canonical
 from core.codes import LicenseId
 from node.context import NodeContext
 from node.db.models import AnchorBatch, AnchorReceipt, LicenseVersion, Outbox
-from sync.anchor import AnchorWorker
+from node.ledger import LedgerClient
+from sync.anchor import AnchorWorker, PassReport
 from sync.reconcile import reconcile
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -27,7 +29,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
-    n = Net.started(tmp_path_factory.mktemp("anchor") / "net")
+    # 320000 is for the one test whose worker must start from batch 0 on its own (the others share the three)
+    n = Net.started(tmp_path_factory.mktemp("anchor") / "net", provinces=(*PROVINCES, "320000"))
     yield n
     n.down()
 
@@ -205,6 +208,38 @@ def test_ledger_down_issuing_goes_on_and_anchoring_catches_up(net: Net, tmp_path
         _assert_anchored_exactly_once(ctx, net, member)
         answer = canonical.decode(net.client(member).query("GetStatus", [first[0], ""])[1])
         assert answer["status"] == "revoked"
+    finally:
+        issuer.close()
+        ctx.close()
+
+
+def test_pass_with_nothing_due_asks_the_ledger_nothing(net: Net, tmp_path: Path) -> None:
+    """``node serve`` runs a pass every second: one with nothing to sign or finish must not touch the ledger (its
+    membership query cost every peer CPU on every pass). A worker whose ledger is an unreachable address shows
+    it: such a pass reports no error, while a pass with something due (or asked to check) reports the ledger."""
+    member = "320000"
+    join_node(tmp_path / "node", net, member)
+    ctx = open_joined(tmp_path / "node", anchor_batch_size=10, anchor_batch_max_age_ms=60_000)
+    issuer = Issuer(ctx)
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert ctx.ledger is not None
+    unreachable = AnchorWorker(ctx, LedgerClient([f"http://127.0.0.1:{port}"], ctx.ledger.network_id, timeout=2))
+    try:
+        assert unreachable.run_once() == PassReport()  # nothing at all
+        issuer.issue(documents("nurse", 3, member, ctx.settings.authority_uscc, start=70))
+        report = unreachable.run_once()  # 3 young leaves: below both thresholds
+        assert (report.error, report.pending_leaves, report.batches) == (None, 3, 0), report
+        for due in (unreachable.run_once(check_ledger=True), unreachable.run_once(force=True)):
+            assert due.error is not None and due.error.startswith("LedgerUnavailableError"), due
+        real = ctx.clock
+        ctx.clock = lambda: real() + 61_000  # the oldest leaf is now older than the age threshold
+        aged = unreachable.run_once()
+        assert aged.error is not None and aged.error.startswith("LedgerUnavailableError"), aged
+        report = AnchorWorker(ctx).run_once()
+        assert (report.error, report.leaves, report.pending_leaves) == (None, 3, 0), report
+        _assert_anchored_exactly_once(ctx, net, member)
     finally:
         issuer.close()
         ctx.close()
