@@ -43,6 +43,7 @@ from core.keystore import decrypt_private_key
 from core.licenses import InstitutionLicense, License, NurseLicense, PhysicianLicense, canonical_bytes, parse_document
 from core.seal import ALGORITHM, Seal
 from core.sm2 import DEFAULT_SIGNER_ID, PrivateKey
+from node.errors import RotationPendingError
 from node.tokens import NodeSecrets, load_secret_file
 
 if TYPE_CHECKING:  # a worker process needs no database, ledger client or migrations: it starts faster without
@@ -79,6 +80,11 @@ class Sealed:
     columns: dict[str, Any]
     """The version row: ``version``, ``full_id``, ``document`` (canonical bytes), ``salt``, ``commitment``,
     ``leaf_hash``, ``seal`` (canonical JSON), ``seal_key_id``, ``created_ms``."""
+
+    def __reduce__(self) -> tuple[type[Sealed], tuple[Any, ...]]:
+        # From a sealing worker as the constructor's arguments: the dataclass default for slots goes through
+        # dataclasses.fields() for every object unpickled.
+        return Sealed, (self.base_id, self.kind, self.version, self.facets, self.institutions, self.columns)
 
     @property
     def full_id(self) -> str:
@@ -384,23 +390,37 @@ class SealingPool:
         ahead: int | None = None,
     ) -> Iterator[tuple[T, list[Sealed | Rejected]]]:
         """For each ``(tag, documents, now_ms)``, ``(tag, answers)`` in input order, with up to ``ahead`` jobs
-        (default: two per worker) being sealed while the caller handles earlier answers."""
+        (default: two per worker) being sealed while the caller handles earlier answers.
+
+        Each job is checked against a pending key rotation when it is handed out, not only when the stream starts:
+        a long import stops with :class:`~node.errors.RotationPendingError` at the first job after a
+        ``rotate-key request`` (the jobs handed out before it were sealed at times before the request, which the
+        old key still covers); the caller gets the answers of the earlier jobs first."""
         if self._pool is None:
             for tag, documents, now_ms in jobs:
+                self._node.check_no_pending_rotation()
                 yield tag, self.sealer.prepare_many(documents, now_ms)
             return
         window: deque[tuple[T, list[Future[list[Any]]]]] = deque()
         limit = ahead if ahead is not None else 2 * self.workers
         iterator = iter(jobs)
+        pending: RotationPendingError | None = None
         try:
             while True:
-                while len(window) < max(1, limit):
+                while pending is None and len(window) < max(1, limit):
                     job = next(iterator, None)
                     if job is None:
                         break
                     tag, documents, now_ms = job
+                    try:
+                        self._node.check_no_pending_rotation()
+                    except RotationPendingError as exc:
+                        pending = exc  # no job is handed out any more; the earlier ones are answered first
+                        break
                     window.append((tag, self._submit(documents, now_ms)))
                 if not window:
+                    if pending is not None:
+                        raise pending
                     return
                 tag, futures = window.popleft()
                 yield tag, [answer for future in futures for answer in future.result()]
