@@ -8,10 +8,11 @@ It transports; it does not trust. Whatever it returns from another peer is check
 from __future__ import annotations
 
 import base64
+import http.client
 import json
-import urllib.error
+import os
+import threading
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,13 +32,46 @@ class PeerRequestError(LicledgerError):
 
 
 class PeerClient:
-    """Calls one peer's ``/v1`` API on ``base_url`` (e.g. ``http://127.0.0.1:8401``)."""
+    """Calls one peer's ``/v1`` API on ``base_url`` (e.g. ``http://127.0.0.1:8401``).
+
+    Each thread keeps one HTTP/1.1 connection to the peer open between requests (keep-alive): a new TCP
+    connection per request cost about 1.5 ms of a 4 ms query on loopback. A request that finds its idle
+    connection closed by the peer is sent once more on a new one (the peer answered nothing on the old one;
+    every call here is safe to repeat, submissions included: the ledger orders an envelope at most once)."""
 
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"not an http(s) URL: {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        parts = urllib.parse.urlsplit(self.base_url)
+        if not parts.hostname:
+            raise ValueError(f"no host in {base_url!r}")
+        self._connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        self._host = parts.hostname
+        self._port = parts.port
+        self._prefix = parts.path
+        self._local = threading.local()
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is not None and getattr(self._local, "pid", None) != os.getpid():
+            connection = None  # inherited through fork: the parent's socket, never to be shared (nor closed here)
+        if connection is None:
+            connection = self._connection_class(self._host, self._port, timeout=timeout)
+            self._local.connection = connection
+            self._local.pid = os.getpid()
+        connection.timeout = timeout
+        if connection.sock is not None:
+            connection.sock.settimeout(timeout)
+        return connection
+
+    def close(self) -> None:
+        """Close this thread's connection to the peer (the next request opens a new one)."""
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None and getattr(self._local, "pid", None) == os.getpid():
+            connection.close()
 
     def _request(
         self,
@@ -48,23 +82,35 @@ class PeerClient:
         body: Any = None,
         timeout: float | None = None,
     ) -> tuple[bytes, dict[str, str]]:
-        url = self.base_url + path + ("?" + urllib.parse.urlencode(list(query)) if query else "")
+        target = self._prefix + path + ("?" + urllib.parse.urlencode(list(query)) if query else "")
+        url = self.base_url + target[len(self._prefix) :]
         data = None if body is None else json.dumps(body).encode("utf-8")
-        req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (http(s) checked above)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:  # noqa: S310
-                return resp.read(), dict(resp.headers.items())
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
+        headers = {} if data is None else {"Content-Type": "application/json"}
+        for attempt in (1, 2):
+            connection = self._connection(timeout or self.timeout)
+            reused = connection.sock is not None
             try:
-                parsed: Any = json.loads(raw)
-            except ValueError:
-                parsed = raw.decode("utf-8", errors="replace")
-            raise PeerRequestError(url, exc.code, parsed) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise PeerRequestError(url, None, str(getattr(exc, "reason", exc))) from None
+                connection.request(method, target, body=data, headers=headers)
+                response = connection.getresponse()
+                raw = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                self.close()
+                if reused and attempt == 1:
+                    continue  # the peer had closed the idle connection: once more on a new one
+                raise PeerRequestError(url, None, str(exc)) from None
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise PeerRequestError(url, None, str(exc) or type(exc).__name__) from None
+            if response.will_close:
+                self.close()
+            if response.status >= 400:
+                try:
+                    parsed: Any = json.loads(raw)
+                except ValueError:
+                    parsed = raw.decode("utf-8", errors="replace")
+                raise PeerRequestError(url, response.status, parsed)
+            return raw, dict(response.headers.items())
+        raise AssertionError("unreachable")
 
     def get_json(self, path: str, query: Sequence[tuple[str, str]] = (), timeout: float | None = None) -> Any:
         raw, _ = self._request("GET", path, query=query, timeout=timeout)
