@@ -15,7 +15,9 @@ envelope's timestamp, which the author chooses; without this rule a member whose
 compromise) could backdate a transaction to a time when the key was still valid. Checkpoint duties have their
 own clock (``clock/<member>/duty``, :func:`check_and_advance_clock`); they cannot be backdated around a
 retirement either, because a proposal may not be dated before the ledger time (which the retirement advanced)
-and a cosignature needs its key valid at the checkpoint's time too (:mod:`chaincode.checkpoints`).
+and a cosignature needs its key valid at the checkpoint's time too (:mod:`chaincode.checkpoints`). Node
+announcements (``AnnounceNode``) have theirs too (``clock/<member>/node``); their key must also be valid at the
+ledger time (:mod:`chaincode.nodes`), so a retired key cannot announce whatever date it claims.
 """
 
 from __future__ import annotations
@@ -25,10 +27,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaincode.errors import Reason, TransactionRejected
-from chaincode.state import LEDGER_TIME, StateCorruptError, TxState, clock_key, duty_clock_key, member_state_key
+from chaincode.state import (
+    LEDGER_TIME,
+    StateCorruptError,
+    TxState,
+    clock_key,
+    duty_clock_key,
+    member_state_key,
+    node_clock_key,
+)
 from core.consortium import NATIONAL, KeyRecord, MemberRecord
 from core.errors import FormatError, SignatureError, SignatureFormatError
-from core.transactions import COSIGN_CHECKPOINT, PROPOSE_CHECKPOINT, Envelope, Signature
+from core.transactions import ANNOUNCE_NODE, COSIGN_CHECKPOINT, PROPOSE_CHECKPOINT, Envelope, Signature
 
 __all__ = ["DUTY_TYPES", "TxContext", "load_member", "require_member"]
 
@@ -197,21 +207,25 @@ async def check_and_advance_clock(ctx: TxContext) -> None:
 
     Checkpoint duties (``ProposeCheckpoint``, ``CosignCheckpoint``) are checked against and advance only the
     author's duty clock (``clock/<member>/duty``); every other transaction only its own clock
-    (``clock/<member>``). The two are separate monotonic domains, so a peer can date its duties at its wall
-    clock without ever making the member's own (earlier-dated, concurrently signed) transactions fail.
+    (``clock/<member>``); ``AnnounceNode`` only its node clock (``clock/<member>/node``). They are separate
+    monotonic domains, so a peer can date its duties at its wall clock (and an operator announce the node)
+    without ever making the member's own (earlier-dated, concurrently signed) transactions fail.
     ``ledger/time`` becomes the largest timestamp of any accepted transaction.
     """
     duty = ctx.tx.type in DUTY_TYPES
-    key = duty_clock_key(ctx.tx.author) if duty else clock_key(ctx.tx.author)
+    if ctx.tx.type == ANNOUNCE_NODE:
+        key = node_clock_key(ctx.tx.author)
+    else:
+        key = duty_clock_key(ctx.tx.author) if duty else clock_key(ctx.tx.author)
     last = await ctx.state.get_int(key, -1)
     if ctx.timestamp_ms < last:
-        what = "checkpoint duty" if duty else "transaction"
+        what = "checkpoint duty" if duty else "node announcement" if ctx.tx.type == ANNOUNCE_NODE else "transaction"
         raise TransactionRejected(
             Reason.TIMESTAMP_REGRESSION,
             f"{ctx.tx.author}'s previous {what} is dated {last}, this one {ctx.timestamp_ms}",
             {
                 "member": ctx.tx.author,
-                "clock": "duty" if duty else "own",
+                "clock": "duty" if duty else "node" if ctx.tx.type == ANNOUNCE_NODE else "own",
                 "previous_ms": last,
                 "timestamp_ms": ctx.timestamp_ms,
             },

@@ -12,7 +12,8 @@ the checks below in order; the first that fails rejects the transaction with a r
 3. the network: InitConsortium only once (``ALREADY_INITIALISED``), everything else only after it
    (``NOT_INITIALISED``) and for this network (``WRONG_NETWORK``);
 4. the type's own rules (:mod:`chaincode.membership`, :mod:`chaincode.anchoring`,
-   :mod:`chaincode.checkpoints`), which start with the authorship checks of :mod:`chaincode.context`;
+   :mod:`chaincode.checkpoints`, :mod:`chaincode.nodes`), which start with the authorship checks of
+   :mod:`chaincode.context`;
 5. the author's clock does not go back (``TIMESTAMP_REGRESSION``): its own clock for its own transactions, its
    duty clock for checkpoint duties (:func:`chaincode.context.check_and_advance_clock`); the ledger time
    (``ledger/time``, the largest accepted timestamp) follows;
@@ -34,7 +35,7 @@ from fabric_chaincode_python.fabric_contract_api import (  # type: ignore[import
     TransactionContext,
 )
 
-from chaincode import anchoring, checkpoints, membership, queries
+from chaincode import anchoring, checkpoints, membership, nodes, queries
 from chaincode.context import TxContext, check_and_advance_clock
 from chaincode.errors import QueryError, Reason, TransactionRejected
 from chaincode.state import NETWORK_ID, StateCorruptError, TxState, next_head
@@ -43,6 +44,7 @@ from core.errors import FormatError
 from core.transactions import (
     ADD_MEMBER,
     ANCHOR_BATCH,
+    ANNOUNCE_NODE,
     CHANGE_STATUS,
     COSIGN_CHECKPOINT,
     INIT_CONSORTIUM,
@@ -66,6 +68,7 @@ _HANDLERS: dict[str, Callable[[TxContext], Awaitable[None]]] = {
     CHANGE_STATUS: anchoring.change_status,
     PROPOSE_CHECKPOINT: checkpoints.propose_checkpoint,
     COSIGN_CHECKPOINT: checkpoints.cosign_checkpoint,
+    ANNOUNCE_NODE: nodes.announce_node,
 }
 
 QUERIES = (
@@ -79,6 +82,7 @@ QUERIES = (
     "GetStatus",
     "GetCheckpoint",
     "GetLatestFinalCheckpoint",
+    "GetNodes",
 )
 
 
@@ -210,3 +214,7 @@ class LicenseRegistry(Contract):  # type: ignore[misc]
     async def GetLatestFinalCheckpoint(self, ctx: TransactionContext) -> str:
         """The newest checkpoint cosigned by a quorum."""
         return await _query(ctx.get_stub(), queries.get_latest_final_checkpoint)
+
+    async def GetNodes(self, ctx: TransactionContext) -> str:
+        """Every member's latest node announcement (where its node API is)."""
+        return await _query(ctx.get_stub(), queries.get_nodes)

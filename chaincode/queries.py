@@ -17,6 +17,7 @@ from chaincode import anchor_log, versioned_smt
 from chaincode.anchoring import load_batch, status_tree_key
 from chaincode.checkpoints import load_checkpoint, note_of
 from chaincode.errors import QueryError, Reason
+from chaincode.nodes import load_nodes
 from chaincode.state import (
     CHECKPOINT_LATEST_FINAL,
     CHECKPOINT_NEXT,
@@ -45,6 +46,7 @@ __all__ = [
     "get_log_entry",
     "get_log_inclusion_proof",
     "get_member",
+    "get_nodes",
     "get_status",
 ]
 
@@ -242,3 +244,11 @@ async def get_latest_final_checkpoint(state: TxState) -> dict[str, Any]:
     if latest < 0:
         raise QueryError(Reason.NOT_FOUND, "no checkpoint is final yet")
     return await get_checkpoint(state, str(latest))
+
+
+async def get_nodes(state: TxState) -> dict[str, Any]:
+    """``{"nodes": [record, ...]}``: each member's latest ``AnnounceNode`` record (``member``, ``url`` - ``""``
+    once withdrawn -, ``seq``, ``timestamp_ms``, ``tx_id``), sorted by member."""
+    await _initialised(state)
+    nodes = await load_nodes(state)
+    return {"nodes": [nodes[name] for name in sorted(nodes)]}

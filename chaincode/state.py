@@ -37,6 +37,7 @@ MEMBER_COUNT = "config/member_count"
 CHECKPOINT_NEXT = "checkpoint/next"
 CHECKPOINT_LATEST_FINAL = "checkpoint/latest_final"
 LOG_RANGE = "log/range"
+NODES = "config/nodes"  # {member: its latest AnnounceNode record}: where each member's node API is
 
 
 def index_key(prefix: str, index: int) -> str:
@@ -51,6 +52,12 @@ def counter_key(prefix: str, name: str) -> str:
 def clock_key(member: str) -> str:
     """The member's own clock: the timestamp of its last accepted transaction other than a checkpoint duty."""
     return f"clock/{member}"
+
+
+def node_clock_key(member: str) -> str:
+    """The member's node-announcement clock (``AnnounceNode``): its own domain, like the duty clock, so that an
+    announcement made beside the anchoring worker never makes the member's own transactions regress."""
+    return f"clock/{member}/node"
 
 
 def duty_clock_key(member: str) -> str:

@@ -96,6 +96,7 @@ ANCHOR_BATCH = "AnchorBatch"
 CHANGE_STATUS = "ChangeStatus"
 PROPOSE_CHECKPOINT = "ProposeCheckpoint"
 COSIGN_CHECKPOINT = "CosignCheckpoint"
+ANNOUNCE_NODE = "AnnounceNode"
 TX_TYPES = (
     INIT_CONSORTIUM,
     ADD_MEMBER,
@@ -105,6 +106,7 @@ TX_TYPES = (
     CHANGE_STATUS,
     PROPOSE_CHECKPOINT,
     COSIGN_CHECKPOINT,
+    ANNOUNCE_NODE,
 )
 
 SEQ_MEANING = {
@@ -116,7 +118,33 @@ SEQ_MEANING = {
     CHANGE_STATUS: "the license's status_seq, contiguous from 0",
     PROPOSE_CHECKPOINT: "the new checkpoint's sequence number, contiguous from 0",
     COSIGN_CHECKPOINT: "the sequence number of the checkpoint cosigned",
+    ANNOUNCE_NODE: "the author's node record seq: contiguous from 0",
 }
+
+MAX_NODE_URL = 256
+_NODE_URL = re.compile(r"https?://[\x21-\x7e]+")
+
+
+def node_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a node's address (``None`` when it can): an ``http(s)`` URL of at most
+    :data:`MAX_NODE_URL` printable ASCII characters, with a host, without user info, query, fragment, comma or
+    trailing slash. The same rule holds for ``AnnounceNode`` and for ``LICLEDGER_NODE_DIRECTORY``."""
+    if len(url) > MAX_NODE_URL:
+        return f"longer than {MAX_NODE_URL} characters"
+    if not _NODE_URL.fullmatch(url):
+        return "not an http(s) URL of printable ASCII"
+    rest = url.split("://", 1)[1]
+    host = rest.split("/", 1)[0]
+    if not host or host.startswith(":"):
+        return "no host"
+    if "@" in host:
+        return "user info is not allowed"
+    if any(c in url for c in "?#,"):
+        return "a query, fragment or comma is not allowed"
+    if url.endswith("/"):
+        return "a trailing slash is not allowed"
+    return None
+
 
 SUSPENDED, REVOKED, REINSTATED, ACTIVE = "suspended", "revoked", "reinstated", "active"
 STATUSES = (SUSPENDED, REVOKED, REINSTATED, ACTIVE)
@@ -291,6 +319,16 @@ def _args_cosign(args: object) -> dict[str, Any]:
     return dict(m)
 
 
+def _args_announce(args: object) -> dict[str, Any]:
+    m = _fields(args, ("url",), "args")
+    url = _str(m["url"], "args.url", max_len=MAX_NODE_URL)
+    if url:
+        problem = node_url_problem(url)
+        if problem is not None:
+            raise _fail(f"args.url {url!r}: {problem} (an empty url withdraws the announcement)")
+    return dict(m)
+
+
 _ARGS = {
     INIT_CONSORTIUM: _args_init,
     ADD_MEMBER: _args_add_member,
@@ -300,6 +338,7 @@ _ARGS = {
     CHANGE_STATUS: _args_status,
     PROPOSE_CHECKPOINT: _args_propose,
     COSIGN_CHECKPOINT: _args_cosign,
+    ANNOUNCE_NODE: _args_announce,
 }
 
 
@@ -613,4 +652,11 @@ def cosign_checkpoint(
         seq,
         {"signature": b64encode(signature)},
     )
+    return sign_envelope(tx, [(member, key)])
+
+
+def announce_node(network_id: str, *, member: str, seq: int, url: str, key: PrivateKey, timestamp_ms: int) -> bytes:
+    """``AnnounceNode``: ``member`` says where its node's API is (``url``; ``""`` withdraws it), the ``seq``-th
+    such record. A directory hint for referrals, signed so that nobody else can redirect a member's traffic."""
+    tx = Tx(ANNOUNCE_NODE, network_id, member, key.key_id, timestamp_ms, seq, {"url": url})
     return sign_envelope(tx, [(member, key)])

@@ -25,6 +25,7 @@ from core.sm2 import PrivateKey
 from network.keyfile import KeyFile
 from node.db.engine import make_engine, make_read_sessionmaker, make_sessionmaker
 from node.db.migrate import upgrade
+from node.directory import NodeDirectory
 from node.errors import RotationPendingError
 from node.ledger import LedgerClient
 from node.settings import NodeSettings
@@ -84,6 +85,11 @@ class NodeContext:
         pending = self.settings.dir / PENDING_KEY_FILE
         if pending.exists():
             raise RotationPendingError(pending.name)
+
+    @cached_property
+    def directory(self) -> NodeDirectory:
+        """The other provinces' nodes (:mod:`node.directory`): the ledger's announcements and the settings'."""
+        return NodeDirectory(self.settings, self.ledger)
 
     @cached_property
     def read_sessions(self) -> sessionmaker[Session]:

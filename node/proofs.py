@@ -35,7 +35,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -274,8 +274,11 @@ def batch_leaf_hashes(session: Session, batch_seq: int) -> list[bytes]:
     )
 
 
-def issuer_nodes(settings: NodeSettings, ledger: LedgerClient | None, ref: LicenseRef) -> dict[str, str]:
-    """The other provinces' nodes (``{province: url}``, from ``LICLEDGER_NODE_DIRECTORY``) that may hold the
+def issuer_nodes(
+    settings: NodeSettings, ledger: LedgerClient | None, ref: LicenseRef, directory: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The other provinces' nodes (``{province: url}`` from ``directory``: the node's :class:`~node.directory.
+    NodeDirectory`, by default ``LICLEDGER_NODE_DIRECTORY`` alone) that may hold the
     license ``ref``: those whose province contains the issuing authority's registration division (the USCC in the
     GB/T 36904 identifier). Where that is ambiguous (Xinjiang and the XPCC share ``65``: the XPCC's authorities
     are registered in Xinjiang's ``6590xx`` divisions), the ledger's member records decide (the member listing the
@@ -284,7 +287,7 @@ def issuer_nodes(settings: NodeSettings, ledger: LedgerClient | None, ref: Licen
     for the caller, never a proof: the verifier checks whatever the issuer's node serves."""
     uscc = ref.base_id.split(".")[6]
     division = uscc[2:8]
-    directory = settings.node_directory_map
+    directory = settings.node_directory_map if directory is None else directory
     candidates = {p for p in {*directory, settings.province} if in_province(division, p)}
     if len(candidates) > 1 and ledger is not None:
         try:

@@ -29,12 +29,14 @@ from core.checkpoint import parse_checkpoint, verify_cosignatures
 from core.codes import TYPE_CODE_OF, LicenseId, LicenseKind
 from core.commitment import leaf_data
 from core.consortium import Consortium, MemberRecord, build_consortium, derive_key, member_key
+from core.errors import FormatError
 from core.hashing import sm3
 from core.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
 from core.sm2 import PrivateKey
 from core.smt import SparseProof, verify_sparse_proof
 from core.transactions import (
     ANCHOR_BATCH,
+    ANNOUNCE_NODE,
     INIT_CONSORTIUM,
     NEW_VERSION,
     Envelope,
@@ -42,6 +44,7 @@ from core.transactions import (
     Tx,
     add_member,
     anchor_batch,
+    announce_node,
     change_status,
     cosign_checkpoint,
     init_consortium,
@@ -1193,3 +1196,125 @@ def test_chaincode_server_listens_for_a_fabric_peer() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- node directory (AnnounceNode) --------------------------------------------------------------------------
+
+
+def _announce(
+    ledger: Ledger, member: str, seq: int, url: str, *, key: PrivateKey | None = None, ts: int | None = None
+) -> bytes:
+    return announce_node(
+        ledger.nid, member=member, seq=seq, url=url, key=key or ledger.keys[member], timestamp_ms=ts or ledger.tick()
+    )
+
+
+def test_announce_node_records_replaces_and_withdraws() -> None:
+    ledger = Ledger()
+    assert ledger.query("GetNodes") == {"nodes": []}
+    ledger.ok(_announce(ledger, "440000", 0, "https://gd.example/licledger"))
+    ledger.ok(_announce(ledger, "110000", 0, "http://127.0.0.1:8401"))
+    nodes = ledger.query("GetNodes")["nodes"]
+    assert [(n["member"], n["url"], n["seq"]) for n in nodes] == [
+        ("110000", "http://127.0.0.1:8401", 0),
+        ("440000", "https://gd.example/licledger", 0),
+    ]
+    ledger.ok(_announce(ledger, "440000", 1, "https://gd2.example"))
+    ledger.ok(_announce(ledger, "110000", 1, ""))  # withdrawn
+    nodes = {n["member"]: n for n in ledger.query("GetNodes")["nodes"]}
+    assert (nodes["440000"]["url"], nodes["440000"]["seq"]) == ("https://gd2.example", 1)
+    assert (nodes["110000"]["url"], nodes["110000"]["seq"]) == ("", 1)
+
+
+def test_announce_node_replay_and_gap_are_refused() -> None:
+    ledger = Ledger()
+    old = _announce(ledger, "310000", 0, "https://old.example")
+    ledger.ok(old)
+    ledger.ok(_announce(ledger, "310000", 1, "https://new.example"))
+    ledger.rejected(old, Reason.MEMBER_SEQ_REPLAY)  # the old announcement cannot point the directory back
+    ledger.rejected(_announce(ledger, "310000", 0, "https://old.example"), Reason.MEMBER_SEQ_REPLAY)
+    ledger.rejected(_announce(ledger, "310000", 3, "https://gap.example"), Reason.MEMBER_SEQ_GAP)
+    assert ledger.query("GetNodes")["nodes"][0]["url"] == "https://new.example"
+
+
+def test_announce_node_for_another_member_is_refused() -> None:
+    """Only the member's own key can move its directory entry: a province signing as another one fails the
+    authorship check, and a second signature is not taken."""
+    ledger = Ledger()
+    tx = Tx(
+        ANNOUNCE_NODE,
+        ledger.nid,
+        "440000",
+        ledger.keys["110000"].key_id,
+        ledger.tick(),
+        0,
+        {"url": "https://x.example"},
+    )
+    ledger.rejected(sign_envelope(tx, [("440000", ledger.keys["110000"])]), Reason.UNKNOWN_KEY)
+    tx = Tx(
+        ANNOUNCE_NODE,
+        ledger.nid,
+        "440000",
+        ledger.keys["440000"].key_id,
+        ledger.tick(),
+        0,
+        {"url": "https://x.example"},
+    )
+    ledger.rejected(
+        sign_envelope(tx, [("440000", ledger.keys["440000"]), ("national", ledger.keys["national"])]),
+        Reason.UNEXPECTED_SIGNATURE,
+    )
+    assert ledger.query("GetNodes") == {"nodes": []}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://a.example",
+        "https://",
+        "https://user@a.example",
+        "https://a.example/?q=1",
+        "https://a.example/#top",
+        "https://a.example/",
+        "https://a example",
+        "https://a.example," + "b",
+        "https://" + "a" * 300,
+    ],
+)
+def test_announce_node_with_a_bad_url_is_malformed(url: str) -> None:
+    """The builder refuses such a URL; a client that signs one anyway is refused by the contract."""
+    ledger = Ledger()
+    with pytest.raises(FormatError, match=r"args\.url"):
+        _announce(ledger, "440000", 0, url)
+    good = _announce(ledger, "440000", 0, "https://placeholder.example")
+    forged = good.replace(b'"https://placeholder.example"', encode(url))
+    assert forged != good
+    result = ledger.rejected(forged, Reason.MALFORMED_PAYLOAD)
+    assert "args.url" in (result.message or "")
+
+
+def test_announce_node_has_its_own_clock_and_a_retired_key_cannot_announce() -> None:
+    """An announcement dated before the member's last anchor is accepted (its own clock domain, so announcing
+    beside the anchoring worker never makes the worker's transactions regress), and the anchor after it is
+    too; but a key retired since cannot announce by backdating to when it was valid."""
+    ledger = Ledger()
+    ledger.anchor("110000")
+    first = ledger.now - 500
+    ledger.ok(_announce(ledger, "110000", 0, "https://bj.example", ts=first))
+    ledger.anchor("110000")
+    ledger.rejected(_announce(ledger, "110000", 1, "https://bj2.example", ts=first - 10), Reason.TIMESTAMP_REGRESSION)
+    key = ledger.keys["110000"]
+    valid_then = ledger.tick()
+    ledger.ok(
+        retire_key(
+            ledger.nid,
+            member="110000",
+            seq=1,
+            signing_key=key,
+            key_id=key.key_id,
+            national_key=ledger.keys["national"],
+            timestamp_ms=ledger.tick(),
+        )
+    )
+    ledger.rejected(_announce(ledger, "110000", 1, "https://evil.example", key=key, ts=valid_then), Reason.KEY_RETIRED)
+    assert ledger.query("GetNodes")["nodes"][0]["url"] == "https://bj.example"

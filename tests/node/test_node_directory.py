@@ -10,6 +10,7 @@ import pytest
 
 from core.codes import LicenseId, make_uscc
 from core.consortium import synthetic_uscc
+from node.directory import REFRESH_S, RETRY_S, NodeDirectory, announced_urls
 from node.ledger import LedgerUnavailableError
 from node.proofs import issuer_nodes
 from node.queries import LicenseRef, parse_license_ref
@@ -126,3 +127,79 @@ def test_an_ambiguous_division_without_the_ledger_is_not_guessed(tmp_path: Path)
     assert issuer_nodes(_node_of(tmp_path, "110000"), unambiguous, _ref(synthetic_uscc("310000", 0))) == {}
     assert issuer_nodes(_node_of(tmp_path, "650000"), unambiguous, _ref(XPCC_SYNTH)) == {"660000": XPCC_NODE}
     assert unambiguous.asked == []  # one candidate: the ledger is not asked
+
+
+# --- the ledger's announcements (node.directory) ---------------------------------------------------------------
+
+
+class NodesLedger:
+    """A ledger that answers ``GetNodes`` with ``nodes`` (or is down), counting the questions."""
+
+    def __init__(self, nodes: list[dict[str, Any]]) -> None:
+        self.nodes = nodes
+        self.down = False
+        self.asked = 0
+
+    def query(self, function: str, *args: str) -> dict[str, Any]:
+        assert function == "GetNodes" and args == ()
+        self.asked += 1
+        if self.down:
+            raise LedgerUnavailableError("no peer answers")
+        return {"nodes": self.nodes}
+
+
+def _record(member: str, url: str, seq: int = 0) -> dict[str, Any]:
+    return {"member": member, "url": url, "seq": seq, "timestamp_ms": 1, "tx_id": "00" * 32}
+
+
+def test_announced_urls_keep_only_provinces_well_formed_urls() -> None:
+    answer = {
+        "nodes": [
+            _record("110000", "https://bj.example"),
+            _record("310000", "http://sh.example:8600"),
+            _record("440000", ""),  # withdrawn
+            _record("national", "https://nhc.example"),  # not a province
+            _record("320000", "https://js.example/?x=1"),  # not a node URL
+            "junk",
+        ]
+    }
+    assert announced_urls(answer, https_only=False) == {
+        "110000": "https://bj.example",
+        "310000": "http://sh.example:8600",
+    }
+    assert announced_urls(answer, https_only=True) == {"110000": "https://bj.example"}
+    assert announced_urls(None, https_only=False) == {} and announced_urls({"nodes": 3}, https_only=False) == {}
+
+
+def test_directory_reads_the_ledger_once_per_refresh_and_configured_entries_win(tmp_path: Path) -> None:
+    ledger = NodesLedger([_record("110000", "http://bj.ledger"), _record("440000", "http://gd.ledger")])
+    now = [0.0]
+    directory = NodeDirectory(_settings(tmp_path, "110000=https://bj.example"), ledger, clock=lambda: now[0])  # type: ignore[arg-type]
+    expected = {"110000": "https://bj.example", "440000": "http://gd.ledger"}
+    assert directory.current() == expected
+    assert directory.current() == expected and ledger.asked == 1
+    ledger.nodes = [_record("440000", "http://gd2.ledger", 1)]
+    now[0] += REFRESH_S - 1
+    assert directory.current()["440000"] == "http://gd.ledger" and ledger.asked == 1
+    now[0] += 1
+    assert directory.current() == {"110000": "https://bj.example", "440000": "http://gd2.ledger"}
+    assert ledger.asked == 2
+    ledger.down = True  # the last known announcements stay, and the ledger is asked again only after RETRY_S
+    now[0] += REFRESH_S
+    assert directory.current()["440000"] == "http://gd2.ledger" and ledger.asked == 3
+    now[0] += RETRY_S - 1
+    assert directory.current()["440000"] == "http://gd2.ledger" and ledger.asked == 3
+    ledger.down = False
+    ledger.nodes = []
+    now[0] += 1
+    assert directory.current() == {"110000": "https://bj.example"} and ledger.asked == 4
+    directory.invalidate()
+    directory.current()
+    assert ledger.asked == 5
+
+
+def test_directory_outside_development_uses_https_announcements_only(tmp_path: Path) -> None:
+    ledger = NodesLedger([_record("110000", "http://bj.ledger"), _record("440000", "https://gd.ledger")])
+    settings = _settings(tmp_path, "").model_copy(update={"mode": "production"})
+    assert NodeDirectory(settings, ledger).current() == {"440000": "https://gd.ledger"}  # type: ignore[arg-type]
+    assert NodeDirectory(settings, None).current() == {}

@@ -78,7 +78,7 @@ class Referral(Exception):
 def referral(request: Request, node: Any, license_id: str, suffix: str) -> Response | None:
     """A 307 to the issuing province's node for a license this node does not hold, or ``None``."""
     ref = queries.parse_license_ref(license_id)
-    found = issuer_nodes(node.settings, node.ledger, ref)
+    found = issuer_nodes(node.settings, node.ledger, ref, node.directory.current())
     if len(found) != 1:
         return None
     [(province, url)] = found.items()

@@ -145,7 +145,7 @@ class _Work:
         try:
             loaded = queries.load(self.session, ref)
         except NotFoundError:
-            found = issuer_nodes(self.node.settings, self.node.ledger, ref)
+            found = issuer_nodes(self.node.settings, self.node.ledger, ref, self.node.directory.current())
             if len(found) != 1:
                 raise
             [(province, url)] = found.items()
