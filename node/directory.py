@@ -17,14 +17,28 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from core.divisions import PROVINCES
-from core.transactions import node_url_problem
+from core.errors import LicledgerError
+from core.transactions import announce_node, node_url_problem
 from node.ledger import LedgerClient, LedgerRequestError, LedgerUnavailableError
 from node.settings import NodeSettings
 
-__all__ = ["REFRESH_S", "RETRY_S", "NodeDirectory", "announced_urls"]
+if TYPE_CHECKING:
+    from node.context import NodeContext
+
+__all__ = [
+    "REFRESH_S",
+    "RETRY_S",
+    "AnnounceRefusedError",
+    "Announcement",
+    "NodeDirectory",
+    "announce",
+    "announced_urls",
+    "check_node_url",
+]
 
 log = logging.getLogger("licledger.directory")
 
@@ -95,3 +109,59 @@ class NodeDirectory:
         """Read the ledger again on the next call (after this node announced itself)."""
         with self._lock:
             self._next_refresh = float("-inf")
+
+
+class AnnounceRefusedError(LicledgerError):
+    """The URL cannot be announced, or the ledger refused the announcement (with the contract's reason)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    member: str
+    url: str
+    seq: int
+    block: int | None
+    """The block that committed it; ``None`` when the ledger already held this URL (nothing was signed)."""
+
+
+def check_node_url(url: str, settings: NodeSettings) -> None:
+    """:class:`AnnounceRefusedError` unless ``url`` may be announced by this node (``""`` withdraws)."""
+    if not url:
+        return
+    problem = node_url_problem(url)
+    if problem is not None:
+        raise AnnounceRefusedError(f"{url!r}: {problem}")
+    if settings.mode != "development" and not url.startswith("https://"):
+        raise AnnounceRefusedError(f"{url!r}: outside development mode the node's URL must be https")
+
+
+def announce(node: NodeContext, url: str) -> Announcement:
+    """Put ``url`` on the ledger as this node's (``AnnounceNode``), unless the ledger holds it already.
+
+    Raises :class:`AnnounceRefusedError` (a bad URL, the contract's refusal), :class:`~node.errors.
+    RotationPendingError` (nothing is signed while a key rotation is pending), and the ledger's
+    :class:`~node.ledger.LedgerUnavailableError` / :class:`~node.ledger.LedgerRequestError`."""
+    check_node_url(url, node.settings)
+    ledger = node.ledger
+    if ledger is None:
+        raise AnnounceRefusedError("this node has not joined a ledger (LICLEDGER_LEDGER_URLS, LICLEDGER_NETWORK_ID)")
+    member = node.settings.province
+    node.check_no_pending_rotation()
+    answer = ledger.query("GetNodes") or {"nodes": []}
+    current = next((n for n in answer["nodes"] if n.get("member") == member), None)
+    if current is not None and current["url"] == url:
+        return Announcement(member, url, int(current["seq"]), None)
+    seq = 0 if current is None else int(current["seq"]) + 1
+    envelope = announce_node(
+        ledger.network_id, member=member, seq=seq, url=url, key=node.sealing_key(), timestamp_ms=node.clock()
+    )
+    [verdict] = ledger.submit([envelope])
+    if not verdict.valid:
+        raise AnnounceRefusedError(f"the ledger refused the announcement: {verdict.reason}: {verdict.message}")
+    node.directory.invalidate()
+    log.info("node announced on the ledger (seq %d, block %d)", seq, verdict.block)
+    return Announcement(member, url, seq, verdict.block)

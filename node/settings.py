@@ -80,6 +80,12 @@ class NodeSettings(BaseSettings):
         description="Other provinces' nodes, `PROVINCE=URL` separated by commas: where a proof request for "
         "another province's license is referred (307).",
     )
+    announce_interval_s: int = Field(
+        default=0,
+        ge=0,
+        description="`serve` announces `public_url` on the ledger at start and then every N seconds when the "
+        "ledger holds another URL (0 = off: `licledger node announce` by hand).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("province")

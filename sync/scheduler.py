@@ -1,7 +1,9 @@
 """Scheduling the node's ledger jobs with APScheduler (3.x): the anchoring pass and the reconciliation.
 
 * ``anchor`` every ``anchor_interval_ms`` (:meth:`sync.anchor.AnchorWorker.run_once`);
-* ``reconcile`` every ``reconcile_interval_s`` unless 0 (:func:`sync.reconcile.reconcile`, repairing).
+* ``reconcile`` every ``reconcile_interval_s`` unless 0 (:func:`sync.reconcile.reconcile`, repairing);
+* ``announce`` at start and every ``announce_interval_s`` unless 0 or without ``public_url``
+  (:func:`announce_job`: the node's URL on the ledger, :mod:`node.directory`).
 
 Each job runs at most once at a time (``max_instances=1``) and missed runs collapse into one (``coalesce``): a
 pass that takes longer than the interval (the ledger slow to commit) delays the next instead of stacking them.
@@ -50,6 +52,33 @@ def _add_jobs(scheduler: Any, node: NodeContext, worker: AnchorWorker) -> None:
         scheduler.add_job(
             reconcile_job, "interval", seconds=settings.reconcile_interval_s, id="reconcile", name="reconciliation"
         )
+    if settings.announce_interval_s > 0 and settings.public_url:
+        scheduler.add_job(
+            announce_job,
+            "interval",
+            args=[node],
+            seconds=settings.announce_interval_s,
+            id="announce",
+            name="node announcement",
+            next_run_time=datetime.now(),
+        )
+
+
+def announce_job(node: NodeContext) -> None:
+    """Announce ``public_url`` on the ledger if it holds another URL for this member; log trouble, never raise."""
+    from node.directory import AnnounceRefusedError, announce
+    from node.errors import RotationPendingError
+    from node.ledger import LedgerRequestError, LedgerUnavailableError
+
+    url = (node.settings.public_url or "").rstrip("/")
+    if not url:
+        return
+    try:
+        announce(node, url)
+    except RotationPendingError:
+        log.info("node announcement postponed: a key rotation is pending")
+    except (AnnounceRefusedError, LedgerUnavailableError, LedgerRequestError) as exc:
+        log.warning("node announcement failed: %s: %s", type(exc).__name__, exc)
 
 
 def start_background(node: NodeContext, worker: AnchorWorker | None = None) -> BaseScheduler:

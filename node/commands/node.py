@@ -324,8 +324,8 @@ def anchor(directory: Path | None, once: bool, force: bool, as_json: bool) -> No
 def announce(directory: Path | None, url: str | None, withdraw: bool) -> None:
     """Put where this node's API is on the ledger (AnnounceNode, signed with the province's key), so the other
     provinces' nodes refer proof and voucher requests for its licenses here without configuring it."""
-    from core.transactions import announce_node, node_url_problem
     from node.context import open_node
+    from node.directory import AnnounceRefusedError, announce, check_node_url
     from node.errors import RotationPendingError
     from node.ledger import LedgerRequestError, LedgerUnavailableError
 
@@ -333,47 +333,26 @@ def announce(directory: Path | None, url: str | None, withdraw: bool) -> None:
     if withdraw and url is not None:
         raise click.UsageError("--withdraw takes no --url")
     target = "" if withdraw else (url or settings.public_url or "").rstrip("/")
-    if not withdraw:
-        if not target:
-            raise click.UsageError("no URL: pass --url or set LICLEDGER_PUBLIC_URL")
-        problem = node_url_problem(target)
-        if problem is not None:
-            raise click.BadParameter(f"{target!r}: {problem}", param_hint="--url")
-        if settings.mode != "development" and not target.startswith("https://"):
-            raise click.BadParameter("outside development mode the node's URL must be https", param_hint="--url")
+    if not withdraw and not target:
+        raise click.UsageError("no URL: pass --url or set LICLEDGER_PUBLIC_URL")
+    try:
+        check_node_url(target, settings)
+    except AnnounceRefusedError as exc:
+        raise click.BadParameter(str(exc), param_hint="--url") from None
     ctx = open_node(settings)
     try:
-        if ctx.ledger is None:
-            raise click.ClickException(
-                "this node has not joined a ledger (LICLEDGER_LEDGER_URLS, LICLEDGER_NETWORK_ID)"
-            )
-        member = settings.province
-        try:
-            ctx.check_no_pending_rotation()
-            answer = ctx.ledger.query("GetNodes") or {"nodes": []}
-            current = next((n for n in answer["nodes"] if n.get("member") == member), None)
-            if current is not None and current["url"] == target:
-                click.echo(f"{member}: already announced as {target or '(withdrawn)'} (seq {current['seq']})")
-                return
-            seq = 0 if current is None else int(current["seq"]) + 1
-            envelope = announce_node(
-                ctx.ledger.network_id,
-                member=member,
-                seq=seq,
-                url=target,
-                key=ctx.sealing_key(),
-                timestamp_ms=ctx.clock(),
-            )
-            [verdict] = ctx.ledger.submit([envelope])
-        except RotationPendingError as exc:
-            raise click.ClickException(f"a key rotation is pending; announce after it: {exc}") from None
-        except (LedgerUnavailableError, LedgerRequestError) as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
-        if not verdict.valid:
-            raise click.ClickException(f"the ledger refused the announcement: {verdict.reason}: {verdict.message}")
-        click.echo(f"{member}: announced {target or '(withdrawn)'} (seq {seq}, block {verdict.block})")
+        done = announce(ctx, target)
+    except RotationPendingError as exc:
+        raise click.ClickException(f"a key rotation is pending; announce after it: {exc}") from None
+    except (AnnounceRefusedError, LedgerUnavailableError, LedgerRequestError) as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
     finally:
         ctx.close()
+    shown = target or "(withdrawn)"
+    if done.block is None:
+        click.echo(f"{done.member}: already announced as {shown} (seq {done.seq})")
+    else:
+        click.echo(f"{done.member}: announced {shown} (seq {done.seq}, block {done.block})")
 
 
 @node.command("reconcile")

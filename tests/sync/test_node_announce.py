@@ -76,3 +76,35 @@ def test_announced_node_is_where_other_provinces_refer(net: Net, tmp_path: Path)
     assert "(withdrawn) (seq 1" in cli("node", "announce", "--dir", gd, "--withdraw")
     assert _nodes(ledger) == {"440000": ("", 1)}
     assert _referral(bj, base)[0] == 404
+
+
+def test_serve_announces_its_public_url_when_the_ledger_holds_another(net: Net, tmp_path: Path) -> None:
+    """``LICLEDGER_ANNOUNCE_INTERVAL_S``: the scheduler's job announces ``public_url`` once, then leaves the ledger
+    alone while it holds that URL, and announces again when the setting changes."""
+    from sync.scheduler import announce_job
+
+    sh = tmp_path / "sh"
+    join_node(sh, net, "310000")
+    ctx = open_joined(sh, public_url="http://127.0.0.1:18500/", announce_interval_s=3600)
+    assert ctx.ledger is not None
+    try:
+        announce_job(ctx)
+        announce_job(ctx)
+        assert _nodes(ctx.ledger)["310000"] == ("http://127.0.0.1:18500", 0)
+    finally:
+        ctx.close()
+    ctx = open_joined(sh, public_url="http://127.0.0.1:18501", announce_interval_s=3600)
+    assert ctx.ledger is not None
+    try:
+        announce_job(ctx)
+        assert _nodes(ctx.ledger)["310000"] == ("http://127.0.0.1:18501", 1)
+        assert ctx.directory.current()["310000"] == "http://127.0.0.1:18501"
+    finally:
+        ctx.close()
+    ctx = open_joined(sh, public_url="http://127.0.0.1:18502/?node=1", announce_interval_s=3600)
+    assert ctx.ledger is not None
+    try:
+        announce_job(ctx)  # a bad URL is logged, never raised, and nothing is signed
+        assert _nodes(ctx.ledger)["310000"] == ("http://127.0.0.1:18501", 1)
+    finally:
+        ctx.close()
