@@ -22,7 +22,7 @@ ledger time (:mod:`chaincode.nodes`), so a retired key cannot announce whatever 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,6 +202,14 @@ def only_signatures(ctx: TxContext, allowed: Iterable[tuple[str, str | None]]) -
             )
 
 
+_CLOCKS: dict[str, tuple[Callable[[str], str], str]] = {
+    "own": (clock_key, "transaction"),
+    "duty": (duty_clock_key, "checkpoint duty"),
+    "node": (node_clock_key, "node announcement"),
+}
+"""A member's clock domains (:func:`check_and_advance_clock`): the state key of each and what it dates."""
+
+
 async def check_and_advance_clock(ctx: TxContext) -> None:
     """The author's clock never goes back; record this transaction's timestamp, and the ledger time.
 
@@ -212,20 +220,17 @@ async def check_and_advance_clock(ctx: TxContext) -> None:
     without ever making the member's own (earlier-dated, concurrently signed) transactions fail.
     ``ledger/time`` becomes the largest timestamp of any accepted transaction.
     """
-    duty = ctx.tx.type in DUTY_TYPES
-    if ctx.tx.type == ANNOUNCE_NODE:
-        key = node_clock_key(ctx.tx.author)
-    else:
-        key = duty_clock_key(ctx.tx.author) if duty else clock_key(ctx.tx.author)
+    clock = "duty" if ctx.tx.type in DUTY_TYPES else "node" if ctx.tx.type == ANNOUNCE_NODE else "own"
+    key_of, what = _CLOCKS[clock]
+    key = key_of(ctx.tx.author)
     last = await ctx.state.get_int(key, -1)
     if ctx.timestamp_ms < last:
-        what = "checkpoint duty" if duty else "node announcement" if ctx.tx.type == ANNOUNCE_NODE else "transaction"
         raise TransactionRejected(
             Reason.TIMESTAMP_REGRESSION,
             f"{ctx.tx.author}'s previous {what} is dated {last}, this one {ctx.timestamp_ms}",
             {
                 "member": ctx.tx.author,
-                "clock": "duty" if duty else "node" if ctx.tx.type == ANNOUNCE_NODE else "own",
+                "clock": clock,
                 "previous_ms": last,
                 "timestamp_ms": ctx.timestamp_ms,
             },

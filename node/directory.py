@@ -37,7 +37,6 @@ __all__ = [
     "NodeDirectory",
     "announce",
     "announced_urls",
-    "check_node_url",
 ]
 
 log = logging.getLogger("licledger.directory")
@@ -128,7 +127,7 @@ class Announcement:
     """The block that committed it; ``None`` when the ledger already held this URL (nothing was signed)."""
 
 
-def check_node_url(url: str, settings: NodeSettings) -> None:
+def _check_node_url(url: str, settings: NodeSettings) -> None:
     """:class:`AnnounceRefusedError` unless ``url`` may be announced by this node (``""`` withdraws)."""
     if not url:
         return
@@ -145,7 +144,7 @@ def announce(node: NodeContext, url: str) -> Announcement:
     Raises :class:`AnnounceRefusedError` (a bad URL, the contract's refusal), :class:`~node.errors.
     RotationPendingError` (nothing is signed while a key rotation is pending), and the ledger's
     :class:`~node.ledger.LedgerUnavailableError` / :class:`~node.ledger.LedgerRequestError`."""
-    check_node_url(url, node.settings)
+    _check_node_url(url, node.settings)
     ledger = node.ledger
     if ledger is None:
         raise AnnounceRefusedError("this node has not joined a ledger (LICLEDGER_LEDGER_URLS, LICLEDGER_NETWORK_ID)")

@@ -1241,27 +1241,14 @@ def test_announce_node_for_another_member_is_refused() -> None:
     """Only the member's own key can move its directory entry: a province signing as another one fails the
     authorship check, and a second signature is not taken."""
     ledger = Ledger()
-    tx = Tx(
-        ANNOUNCE_NODE,
-        ledger.nid,
-        "440000",
-        ledger.keys["110000"].key_id,
-        ledger.tick(),
-        0,
-        {"url": "https://x.example"},
-    )
-    ledger.rejected(sign_envelope(tx, [("440000", ledger.keys["110000"])]), Reason.UNKNOWN_KEY)
-    tx = Tx(
-        ANNOUNCE_NODE,
-        ledger.nid,
-        "440000",
-        ledger.keys["440000"].key_id,
-        ledger.tick(),
-        0,
-        {"url": "https://x.example"},
-    )
+
+    def tx(key_owner: str) -> Tx:
+        key_id = ledger.keys[key_owner].key_id
+        return Tx(ANNOUNCE_NODE, ledger.nid, "440000", key_id, ledger.tick(), 0, {"url": "https://x.example"})
+
+    ledger.rejected(sign_envelope(tx("110000"), [("440000", ledger.keys["110000"])]), Reason.UNKNOWN_KEY)
     ledger.rejected(
-        sign_envelope(tx, [("440000", ledger.keys["440000"]), ("national", ledger.keys["national"])]),
+        sign_envelope(tx("440000"), [("440000", ledger.keys["440000"]), ("national", ledger.keys["national"])]),
         Reason.UNEXPECTED_SIGNATURE,
     )
     assert ledger.query("GetNodes") == {"nodes": []}

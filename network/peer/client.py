@@ -82,8 +82,8 @@ class PeerClient:
         body: Any = None,
         timeout: float | None = None,
     ) -> tuple[bytes, dict[str, str]]:
-        target = self._prefix + path + ("?" + urllib.parse.urlencode(list(query)) if query else "")
-        url = self.base_url + target[len(self._prefix) :]
+        rest = path + ("?" + urllib.parse.urlencode(list(query)) if query else "")
+        target, url = self._prefix + rest, self.base_url + rest
         data = None if body is None else json.dumps(body).encode("utf-8")
         headers = {} if data is None else {"Content-Type": "application/json"}
         for attempt in (1, 2):

@@ -325,7 +325,7 @@ def announce(directory: Path | None, url: str | None, withdraw: bool) -> None:
     """Put where this node's API is on the ledger (AnnounceNode, signed with the province's key), so the other
     provinces' nodes refer proof and voucher requests for its licenses here without configuring it."""
     from node.context import open_node
-    from node.directory import AnnounceRefusedError, announce, check_node_url
+    from node.directory import AnnounceRefusedError, announce
     from node.errors import RotationPendingError
     from node.ledger import LedgerRequestError, LedgerUnavailableError
 
@@ -335,10 +335,6 @@ def announce(directory: Path | None, url: str | None, withdraw: bool) -> None:
     target = "" if withdraw else (url or settings.public_url or "").rstrip("/")
     if not withdraw and not target:
         raise click.UsageError("no URL: pass --url or set LICLEDGER_PUBLIC_URL")
-    try:
-        check_node_url(target, settings)
-    except AnnounceRefusedError as exc:
-        raise click.BadParameter(str(exc), param_hint="--url") from None
     ctx = open_node(settings)
     try:
         done = announce(ctx, target)
