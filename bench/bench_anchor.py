@@ -8,59 +8,65 @@ member per database (`node init --network-dir`), and measures, all in this run:
 * ``raw SM2 sign/s``: ``PrivateKey.sign`` over a seal-sized payload (GB/T 32918.2), the bound every issued license
   pays once, on one core. The machine is shared: it is measured right before and right after each end-to-end
   run, and the ratio uses their mean;
-* ``end to end``: N licenses from JSON lines to anchored: parsed and validated, sealed, committed, stored with
-  their outbox entry (``records.store_sealed`` per chunk of 500, the import path), while the anchoring worker
-  runs passes concurrently as ``node serve`` does, one every ``anchor_interval_ms`` (batches of
-  ``anchor_batch_size``, 1,024; RFC 9162 root, ``AnchorBatch`` signed and committed by the ledger, receipts
-  written); the clock stops when the last receipt is written. The node's settings are its defaults except the
-  pass interval (100 ms, default 1 s) and the batch age threshold (500 ms, default 5 s); once the last chunk is
-  stored, the passes are forced (as ``licledger node anchor --once --force`` after an import), so the last,
-  partial batch does not wait for the age threshold. The network's settings are its defaults (a checkpoint every
-  20 blocks). Twice: with
-  everything in **1 process**, and with **N sealing workers** (``node.sealing.SealingPool``,
-  default: the number of CPUs, started before the clock) sealing the next chunks while this process stores; the
-  second ratio is against one core's SM2 rate, so it can exceed 1.0. The modes alternate ``--repeat`` times
-  (default 2) and each ratio is reported per run and as min/max. The number of cores is printed;
-* the CPU time per license of this process and of the workers, and of the ledger's four peers (which share the
-  machine's cores here; they run on other machines in production), against the CPU time of one raw signature: on
-  a shared machine the wall-clock ratio depends on what else runs, the CPU ratio much less;
+* ``end to end``: N licenses from JSON lines to anchored: parsed and validated, sealed, committed, stored with their
+  outbox entry (``records.store_sealed`` per chunk of the importer's ``DEFAULT_CHUNK_LINES``, the import path),
+  while the anchoring worker runs passes concurrently as ``node serve`` does, one every ``anchor_interval_ms``
+  (batches of ``anchor_batch_size``, 1,024; RFC 9162 root, ``AnchorBatch`` signed and committed by the ledger,
+  receipts written); the clock stops when the last receipt is written. The node's settings are its defaults except
+  the pass interval (100 ms, default 1 s) and the batch age threshold (500 ms, default 5 s); once the last chunk is
+  stored, the passes are forced (as ``licledger node anchor --once --force`` after an import), so the last, partial
+  batch does not wait for the age threshold. The network's settings are its defaults (a checkpoint every 20 blocks).
+  Twice: with everything in **1 process**, and with **N sealing workers** (``node.sealing.SealingPool``, default:
+  the number of CPUs, started before the clock) sealing the next chunks while this process stores; the second ratio
+  is against one core's SM2 rate, so it can exceed 1.0. The modes alternate ``--repeat`` times (default 2) and each
+  ratio is reported per run and as min/max. The number of cores is printed;
+* the CPU time per license of this process and of the workers, of the ledger's four peers (which share the machine's
+  cores here; they run on other machines in production) and of the PostgreSQL server's processes, against the CPU
+  time of one raw signature: on a shared machine the wall-clock ratio depends on what else runs, the CPU ratio much
+  less;
 * the same steps measured alone over the same documents (validation, seal, store, anchoring), to show where the
   time goes;
 * proof bundles: bytes (public view and full disclosure) and bundles/s (``ProofService.bundle``, ledger queries over
-  HTTP with the node's caches, and through the HTTP route).
+  HTTP with the node's caches; and ``GET /v1/licenses/{id}/proof`` from a real ``licledger node serve`` process
+  over loopback HTTP, public and full (audited: one committed audit entry per request) views, 1 and 4 clients
+  with kept-alive connections).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import httpx
 import psycopg
 from click.testing import CliRunner
-from fastapi.testclient import TestClient
 
 from core import canonical, synth
 from core.codes import LicenseId
 from core.licenses import parse_document
 from core.seal import seal_document, signed_payload
 from core.sm2 import PrivateKey
-from network.localnet import init_network
+from network.localnet import free_loopback_ports, init_network
 from network.procs import down, up
 from node import queries, records
 from node.access import Principal
 from node.cli import cli
 from node.context import NodeContext, open_node
-from node.main import create_app
+from node.importer import DEFAULT_CHUNK_LINES
 from node.proofs import ProofService
 from node.sealing import Sealed, SealingPool, default_workers
 from node.settings import load_settings
@@ -69,7 +75,7 @@ from sync.anchor import AnchorWorker
 KEK = "00112233445566778899aabbccddeeff"
 MEMBER = "440000"
 MEMBERS = {"sqlite": "440000", "postgres": "310000"}
-CHUNK = 500
+CHUNK = DEFAULT_CHUNK_LINES  # the import path's transactions
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -93,13 +99,33 @@ PASS_INTERVAL_MS = 100
 BATCH_MAX_AGE_MS = 500
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; 0 elsewhere)."""
+def _stat(pid: int | str) -> tuple[str, float] | None:
+    """Command name and user + system CPU seconds so far of process ``pid`` (Linux ``/proc``; ``None`` when
+    there is no such process or no ``/proc``)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+        raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return None
+    name, rest = raw.split(" (", 1)[1].rsplit(") ", 1)
+    fields = rest.split()
+    return name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 where ``/proc`` does not tell)."""
+    found = _stat(pid)
+    return 0.0 if found is None else found[1]
+
+
+def _server_cpu_s(name: str = "postgres") -> dict[int, float]:
+    """CPU seconds so far of every process whose command is ``name`` (the PostgreSQL server's processes: the
+    postmaster, its background workers and one backend per connection; Linux ``/proc``)."""
+    found: dict[int, float] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        stat = _stat(entry.name)
+        if stat is not None and stat[0] == name:
+            found[int(entry.name)] = stat[1]
+    return found
 
 
 def _documents(member: str, count: int, uscc: str, start: int) -> list[bytes]:
@@ -145,12 +171,14 @@ def _pending(ctx: NodeContext) -> int:
 
 def _end_to_end(
     ctx: NodeContext, lines: list[bytes], peers: list[int], pool: SealingPool | None = None
-) -> tuple[float, float, float, float, float]:
+) -> tuple[float, float, float, float, float, float]:
     """Licenses per second from the first line to the last receipt, the share of that time spent until the
     last chunk was stored (the rest is the anchoring worker catching up), and the CPU microseconds per license
     of this process (all its threads) and the sealing workers (not the ledger's peers nor PostgreSQL's server),
-    of this process alone, and of the ledger's peers (processes ``peers``)."""
-    pids = pool.worker_pids() if pool is not None else []
+    of this process alone, of the ledger's peers (processes ``peers``) and of the PostgreSQL server's processes
+    (0 on SQLite; a backend that exited during the run is missed)."""
+    pids = pool.worker_pids() if pool is not None else []  # all started (``warm_up``); checked again at the end
+    server_before = _server_cpu_s() if ctx.engine.dialect.name == "postgresql" else {}
     own_before = time.process_time()
     cpu_before = own_before + sum(_cpu_s(p) for p in pids)
     peers_before = sum(_cpu_s(p) for p in peers)
@@ -184,10 +212,14 @@ def _end_to_end(
     thread.join()
     assert not errors, errors
     own = time.process_time() - own_before
+    if pool is not None and sorted(pool.worker_pids()) != sorted(pids):
+        raise AssertionError(f"sealing workers changed during the run: {pids} -> {pool.worker_pids()}")
     cpu = own_before + own + sum(_cpu_s(p) for p in pids) - cpu_before
     ledger = sum(_cpu_s(p) for p in peers) - peers_before
+    server_after = _server_cpu_s() if server_before else {}
+    server = sum(v - server_before.get(pid, 0.0) for pid, v in server_after.items())
     n = len(lines)
-    return n / elapsed, stored / elapsed, cpu / n * 1e6, own / n * 1e6, ledger / n * 1e6
+    return n / elapsed, stored / elapsed, cpu / n * 1e6, own / n * 1e6, ledger / n * 1e6, server / n * 1e6
 
 
 def _phases(ctx: NodeContext, lines: list[bytes], results: dict[str, float], name: str) -> None:
@@ -216,7 +248,7 @@ def _phases(ctx: NodeContext, lines: list[bytes], results: dict[str, float], nam
     results[f"{name}: share of time in the SM2 seal, %"] = 100 * t_seal / total
 
 
-def _proofs(ctx: NodeContext, operator: str, count: int, results: dict[str, float], name: str) -> None:
+def _proofs(ctx: NodeContext, directory: Path, operator: str, count: int, results: dict[str, float], name: str) -> None:
     service = ProofService(ctx)
     with ctx.sessions() as session:
         from node.db.models import License as Row
@@ -244,14 +276,68 @@ def _proofs(ctx: NodeContext, operator: str, count: int, results: dict[str, floa
         label = "full" if disclose else "public"
         results[f"{name}: proof bundle ({label}), bytes (median)"] = statistics.median(sizes[disclose])
         results[f"{name}: proof bundle ({label}), bundles/s (service)"] = rate
-    client = TestClient(create_app(ctx))
-    headers = {"Authorization": f"Bearer {operator}"}
-    start = time.perf_counter()
-    for base in bases[: count // 2]:
-        assert client.get(f"/v1/licenses/{base}/proof", headers=headers).status_code == 200
-    results[f"{name}: GET /v1/licenses/{{id}}/proof (full, audited), bundles/s"] = (count // 2) / (
-        time.perf_counter() - start
+    with _served(directory) as url:
+        headers = {"Authorization": f"Bearer {operator}"}
+        for label, view, clients in (
+            ("public", "public", 1),
+            ("full, audited", "full", 1),
+            ("public", "public", 4),
+            ("full, audited", "full", 4),
+        ):
+            rate = _route_rate(url, bases, view, headers, clients)
+            results[f"{name}: GET /v1/licenses/{{id}}/proof ({label}), bundles/s over HTTP, {clients} client(s)"] = rate
+
+
+@contextlib.contextmanager
+def _served(directory: Path) -> Iterator[str]:
+    """``licledger node serve`` for the node in ``directory`` (uvicorn, its own process, its anchoring pass and
+    caches); yields its URL once ``/healthz`` answers."""
+    [port] = free_loopback_ports(1)
+    env = {**os.environ, "LICLEDGER_KEK": KEK, "LICLEDGER_PORT": str(port), "LICLEDGER_PUBLIC_RATE_PER_SECOND": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from node.cli import main; main()", "node", "serve", "--dir", str(directory)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, "node serve exited"
+            try:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "node serve did not answer within 60 s"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def _route_rate(url: str, bases: list[str], view: str, headers: dict[str, str], clients: int) -> float:
+    """Bundles per second from ``GET /v1/licenses/{id}/proof?view=...``: ``clients`` threads, each with its own
+    kept-alive connection, asking for every license in ``bases`` once (split between them), after one warm-up
+    request each."""
+    parts = [bases[i::clients] for i in range(clients)]
+
+    def fetch(part: list[str]) -> None:
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+            for base in part:
+                answer = client.get(f"/v1/licenses/{base}/proof", params={"view": view})
+                assert answer.status_code == 200, answer.text
+
+    fetch(bases[:clients])  # warm the node's caches of the shared parts
+    threads = [threading.Thread(target=fetch, args=(part,)) for part in parts]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(bases) / (time.perf_counter() - start)
 
 
 def _bench(
@@ -275,7 +361,10 @@ def _bench(
         try:
             uscc = ctx.settings.authority_uscc
             with SealingPool(ctx, workers) as pool:
-                pool.map(_documents(member, workers, uscc, 2 * count), ctx.clock())  # start the workers: not timed
+                # start every worker before the clock (the executor spawns them on demand: a worker started during
+                # a timed run would charge its start to that run and be missed by the CPU count)
+                pool.warm_up()
+                pool.map(_documents(member, workers, uscc, 2 * count), ctx.clock())
                 modes: list[tuple[str, SealingPool | None]] = [
                     ("1 process", None),
                     (f"{workers} sealing workers + this process", pool),
@@ -286,7 +375,7 @@ def _bench(
                         # the SM2 rate is measured right before and after each run, the ratio uses their mean
                         before, sign_cpu = _sign(2000)
                         lines = _documents(member, count, uscc, (3 + 2 * r + m) * count)
-                        rate, stored, cpu, own, ledger = _end_to_end(ctx, lines, peers, with_pool)
+                        rate, stored, cpu, own, ledger, server = _end_to_end(ctx, lines, peers, with_pool)
                         after, sign_cpu_after = _sign(2000)
                         sign = (before + after) / 2
                         ratios[label].append(rate / sign)
@@ -297,6 +386,8 @@ def _bench(
                         out[f"{tag}: CPU us per license (this process + sealing workers)"] = cpu
                         out[f"{tag}: CPU us per license, of which this process (storing, anchoring)"] = own
                         out[f"{tag}: CPU us per license of the ledger's 4 peers (same cores)"] = ledger
+                        if url:
+                            out[f"{tag}: CPU us per license of the PostgreSQL server (same cores)"] = server
                         out[f"{tag}: CPU us per raw SM2 signature"] = (sign_cpu + sign_cpu_after) / 2
                         out[f"{tag}: CPU per SM2 signature / CPU per license (the ratio on 1 dedicated core)"] = (
                             (sign_cpu + sign_cpu_after) / 2 / cpu
@@ -308,7 +399,7 @@ def _bench(
                     out[f"{name}: end_to_end_vs_sm2_sign, {label}{note}, min"] = values[0]
                     out[f"{name}: end_to_end_vs_sm2_sign, {label}{note}, max"] = values[-1]
             _phases(ctx, _documents(member, count, uscc, count), out, name)
-            _proofs(ctx, operator, proofs, out, name)
+            _proofs(ctx, directory, operator, proofs, out, name)
         finally:
             ctx.close()
 

@@ -1,6 +1,7 @@
 """Benchmark the provincial node's write path: bulk import and API issuing, on SQLite and PostgreSQL.
 
-Usage: ``python3 bench/bench_node.py [--count N] [--api N] [--no-postgres]``. Every figure is measured in this
+Usage: ``python3 bench/bench_node.py [--count N] [--api N] [--no-postgres] [--no-sqlite] [--modes M,...]``
+(10^6 licenses imported with the sealing workers: ``--count 1000000 --modes importN``). Every figure is measured in this
 run; ``*_vs_sm2_sign`` divides by the raw SM2 signing rate (``PrivateKey.sign`` over a seal payload of the
 same size) measured moments before, the bound every issued license pays once (each is sealed). Import runs in
 one process and with ``--workers N`` sealing processes (default: the CPUs); API issuing one license a request
@@ -30,7 +31,7 @@ from core.seal import signed_payload
 from core.sm2 import PrivateKey
 from node.cli import cli
 from node.context import open_node
-from node.importer import run_import
+from node.importer import DEFAULT_CHUNK_LINES, run_import
 from node.main import create_app
 from node.records import MAX_BATCH
 from node.sealing import default_workers
@@ -56,41 +57,66 @@ def _node(directory: Path, url: str | None) -> str:
     return next(line for line in result.stdout.splitlines() if line.startswith("llk_"))
 
 
+MODES = ("import1", "importN", "api", "batch")
+
+
+def _stock(path: Path, count: int, start: int) -> None:
+    """``count`` physicians' documents as JSON lines, written as they are generated (10^6 do not fit in a list
+    comfortably)."""
+    with path.open("wb") as out:
+        for doc in synth.generate("physician", count, "440000", 5, start=start):
+            out.write(canonical.encode(doc) + b"\n")
+
+
 def _bench(
-    name: str, url: str | None, count: int, api: int, sign: float, workers: int, results: dict[str, float]
+    name: str,
+    url: str | None,
+    count: int,
+    api: int,
+    sign: float,
+    workers: int,
+    results: dict[str, float],
+    modes: tuple[str, ...] = MODES,
+    chunk_lines: int = DEFAULT_CHUNK_LINES,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "node"
         operator = _node(directory, url)
         ctx = open_node(load_settings(directory, public_rate_per_second=0, public_rate_burst=0))
         try:
-            docs = list(synth.generate("physician", count, "440000", 5))
             path = Path(tmp) / "stock.jsonl"
-            path.write_bytes(b"\n".join(canonical.encode(d) for d in docs) + b"\n")
-            start = time.perf_counter()
-            result = run_import(ctx, path, chunk_lines=500)
-            rate = result.imported / (time.perf_counter() - start)
-            results[f"{name}: import, 1 process, licenses/s ({count:,})"] = rate
-            results[f"{name}: import_vs_sm2_sign, 1 process"] = rate / sign
-            more = synth.generate("physician", count, "440000", 5, start=count)
-            path.write_bytes(b"\n".join(canonical.encode(d) for d in more) + b"\n")
-            start = time.perf_counter()  # includes starting the workers
-            result = run_import(ctx, path, chunk_lines=500, workers=workers)
-            rate = result.imported / (time.perf_counter() - start)
-            results[f"{name}: import, {workers} sealing workers (their start-up included), licenses/s ({count:,})"] = (
-                rate
-            )
-            results[f"{name}: import_vs_sm2_sign, {workers} sealing workers (can exceed 1.0)"] = rate / sign
+            if "import1" in modes:
+                _stock(path, count, 0)
+                start = time.perf_counter()
+                result = run_import(ctx, path, chunk_lines=chunk_lines)
+                rate = result.imported / (time.perf_counter() - start)
+                results[f"{name}: import, 1 process, licenses/s ({count:,})"] = rate
+                results[f"{name}: import_vs_sm2_sign, 1 process"] = rate / sign
+            if "importN" in modes:
+                _stock(path, count, count)
+                start = time.perf_counter()  # includes starting the workers
+                result = run_import(ctx, path, chunk_lines=chunk_lines, workers=workers)
+                elapsed = time.perf_counter() - start
+                rate = result.imported / elapsed
+                label = f"{workers} sealing workers (their start-up included)"
+                results[f"{name}: import, {label}, licenses/s ({count:,})"] = rate
+                results[f"{name}: import, {label}, minutes ({count:,})"] = elapsed / 60
+                results[f"{name}: import_vs_sm2_sign, {workers} sealing workers (can exceed 1.0)"] = rate / sign
+            if "api" not in modes and "batch" not in modes:
+                return
             client = TestClient(create_app(ctx))
             fresh = list(synth.generate("nurse", api, "440000", 6))
             headers = {"Authorization": f"Bearer {operator}"}
             bodies = [canonical_bytes(parse_document(d)) for d in fresh]
-            start = time.perf_counter()
-            for body in bodies:
-                assert client.post("/v1/licenses", content=body, headers=headers).status_code == 201
-            rate = api / (time.perf_counter() - start)
-            results[f"{name}: POST /v1/licenses, licenses/s ({api:,}, one client)"] = rate
-            results[f"{name}: api_vs_sm2_sign"] = rate / sign
+            if "api" in modes and api:
+                start = time.perf_counter()
+                for body in bodies:
+                    assert client.post("/v1/licenses", content=body, headers=headers).status_code == 201
+                rate = api / (time.perf_counter() - start)
+                results[f"{name}: POST /v1/licenses, licenses/s ({api:,}, one client)"] = rate
+                results[f"{name}: api_vs_sm2_sign"] = rate / sign
+            if "batch" not in modes:
+                return
             batch = [canonical_bytes(parse_document(d)) for d in synth.generate("nurse", count, "440000", 6, start=api)]
             start = time.perf_counter()
             for i in range(0, count, MAX_BATCH):
@@ -104,13 +130,23 @@ def _bench(
             ctx.close()
 
 
-def run(count: int = 5000, api: int = 500, postgres: bool = True, workers: int | None = None) -> dict[str, float]:
+def run(
+    count: int = 5000,
+    api: int = 500,
+    postgres: bool = True,
+    workers: int | None = None,
+    modes: tuple[str, ...] = MODES,
+    sqlite: bool = True,
+    chunk_lines: int = DEFAULT_CHUNK_LINES,
+) -> dict[str, float]:
     os.environ["LICLEDGER_KEK"] = KEK
     workers = default_workers() if workers is None else workers
     results: dict[str, float] = {"CPU cores (os.cpu_count; shared with other work)": float(os.cpu_count() or 1)}
     sign = _sign_rate(2000)
     results["raw SM2 sign/s"] = sign
-    _bench("sqlite", None, count, api, sign, workers, results)
+    results["import lines per transaction (--chunk-lines)"] = chunk_lines
+    if sqlite:
+        _bench("sqlite", None, count, api, sign, workers, results, modes, chunk_lines)
     if postgres:
         name = f"licledger_bench_{secrets.token_hex(4)}"
         admin = "postgresql://postgres@127.0.0.1:5432/test"
@@ -118,7 +154,15 @@ def run(count: int = 5000, api: int = 500, postgres: bool = True, workers: int |
             conn.execute(f'CREATE DATABASE "{name}"')
         try:
             _bench(
-                "postgres", f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", count, api, sign, workers, results
+                "postgres",
+                f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
+                count,
+                api,
+                sign,
+                workers,
+                results,
+                modes,
+                chunk_lines,
             )
         finally:
             with psycopg.connect(admin, autocommit=True) as conn:
@@ -132,8 +176,27 @@ def main() -> None:
     parser.add_argument("--api", type=int, default=500)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--workers", type=int, default=None, help="sealing worker processes (default: CPUs)")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument(
+        "--chunk-lines",
+        type=int,
+        default=DEFAULT_CHUNK_LINES,
+        help=f"import lines per transaction (default {DEFAULT_CHUNK_LINES}, the importer's)",
+    )
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="comma-separated, of: import1 (import in 1 process), importN (with the sealing workers), api "
+        "(POST /v1/licenses), batch (POST /v1/licenses/batch); default all. 10^6 licenses: "
+        "--count 1000000 --modes importN",
+    )
     args = parser.parse_args()
-    for name, value in run(args.count, args.api, not args.no_postgres, args.workers).items():
+    modes = tuple(m for m in args.modes.split(",") if m)
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        parser.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    results = run(args.count, args.api, not args.no_postgres, args.workers, modes, not args.no_sqlite, args.chunk_lines)
+    for name, value in results.items():
         print(f"{name:80} {value:12,.2f}")
 
 

@@ -18,6 +18,7 @@ The ledger never sees personal data. What it records for each license version is
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from core import merkle
@@ -28,6 +29,8 @@ from core.hashing import SM3, HashFunction
 SALT_SIZE = 32
 COMMITMENT_SIZE = 32
 LEAF_TYPE = "licledger.license-version"
+COMMITMENT_HEX = "[0-9a-fA-F]{64}"
+"""A commitment as text (routes, request bodies, the CLI): 64 hex digits, either case."""
 
 
 class CommitmentFormatError(FormatError):
@@ -41,6 +44,13 @@ class CommitmentMismatchError(VerificationError):
         self.expected = expected
         self.calculated = calculated
         super().__init__(f"commitment mismatch: expected {expected.hex()}, calculated {calculated.hex()}")
+
+
+def parse_commitment_hex(text: object) -> bytes | None:
+    """The commitment ``text`` names (:data:`COMMITMENT_HEX`), or ``None`` if it is not one."""
+    if not isinstance(text, str) or not re.fullmatch(COMMITMENT_HEX, text):
+        return None
+    return bytes.fromhex(text)
 
 
 def new_salt() -> bytes:

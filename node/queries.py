@@ -29,7 +29,7 @@ from node.db.models import (
     Outbox,
 )
 from node.db.models import License as LicenseRow
-from node.errors import NotFoundError
+from node.errors import ConflictError, NotFoundError
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,29 @@ def parse_license_ref(text: str) -> LicenseRef:
         raise DocumentError("license identifier must be a GB/T 36904 identifier or its base (without version)")
     except DocumentError as exc:
         raise DocumentError("bad license identifier", {"id": str(exc)}) from None
+
+
+def ref_by_commitment(session: Session, commitment: bytes) -> LicenseRef:
+    """The license version that committed to ``commitment`` (``SM3(salt || canonical document)``, docs/formats.md),
+    by the ``license_versions.commitment`` index; :class:`NotFoundError` if this node holds none. Salts are 32
+    random bytes, so two versions sharing a commitment mean a damaged database: :class:`ConflictError`, never a
+    guess between them."""
+    rows = session.execute(
+        sa.select(LicenseRow.base_id, LicenseVersion.version)
+        .join(LicenseRow, LicenseRow.id == LicenseVersion.license_id)
+        .where(LicenseVersion.commitment == commitment)
+        .limit(2)
+    ).all()
+    if not rows:
+        raise NotFoundError("license version with commitment", commitment.hex())
+    if len(rows) > 1:
+        raise ConflictError(
+            "more than one license version has this commitment",
+            current=", ".join(f"{base} version {version}" for base, version in rows),
+            requested=commitment.hex(),
+        )
+    [(base_id, version)] = rows
+    return LicenseRef(base_id, version)
 
 
 @dataclass(frozen=True, slots=True)

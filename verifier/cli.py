@@ -29,6 +29,7 @@ from typing import Any, NoReturn
 import click
 
 from core.bundle import InvalidBundleError, ProofBundle, QrReference, from_qr_payload
+from core.commitment import parse_commitment_hex
 from verifier.batch import verify_many
 from verifier.core import Result, TrustRoot, TrustRootError, Verdict, load_trust_root, verify_bundle
 from verifier.online import OnlineReport, Source, VerifierState, default_state_path, verify_online
@@ -84,7 +85,7 @@ class _DefaultCommandGroup(click.Group):
 
 @click.group(cls=_DefaultCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def verify() -> None:
-    """Verify a license proof bundle, a voucher QR code, or a license id against a node.
+    """Verify a license proof bundle, a voucher QR code, or a license id or commitment against a node.
 
     \b
     licledger verify BUNDLE.json --trust-root FILE [--max-age 1d] [--json]
@@ -103,6 +104,13 @@ def verify() -> None:
     "license_id",
     metavar="LICENSE_ID",
     help="Fetch and verify this license from the --node URLs (a node of another province refers to the issuer's).",
+)
+@click.option(
+    "--commitment",
+    "commitment_hex",
+    metavar="HEX",
+    help="Fetch and verify the license version with this commitment (64 hex digits) from the --node URLs; only "
+    "the issuer's node holds it.",
 )
 @click.option("--node", "nodes", metavar="URL", multiple=True, help="A provincial node (online mode; repeatable).")
 @click.option("--peer", "peers", metavar="URL", multiple=True, help="A ledger peer (online mode; repeatable).")
@@ -139,6 +147,7 @@ def check(
     bundles: tuple[str, ...],
     qr_image: str | None,
     license_id: str | None,
+    commitment_hex: str | None,
     nodes: tuple[str, ...],
     peers: tuple[str, ...],
     state_path: str | None,
@@ -156,11 +165,18 @@ def check(
     """Verify BUNDLE.json ("-" for standard input) offline against a pinned trust root, a voucher's QR code, or a
     license fetched from nodes (online: checkpoints from at least --min-sources nodes/peers, advanced only through
     consistency proofs and kept in --state). Several BUNDLE.json files are verified offline, in --workers processes,
-    one line each (--json: one JSON object per line); the exit code is 1 if any was rejected, else 2 if any could
+    one line each (--json: one JSON object per line); --commitment fetches a license version by its commitment
+    from the --node URLs (only its issuer's node holds it). The exit code is 1 if any was rejected, else 2 if any could
     not be decided or read, else 0."""
-    given = [name for name, value in (("BUNDLE", bundles), ("--qr", qr_image), ("--id", license_id)) if value]
+    sources_of = (("BUNDLE", bundles), ("--qr", qr_image), ("--id", license_id), ("--commitment", commitment_hex))
+    given = [name for name, value in sources_of if value]
     if len(given) != 1:
-        raise click.UsageError("give exactly one of BUNDLE.json, --qr IMAGE.png or --id LICENSE_ID")
+        raise click.UsageError("give exactly one of BUNDLE.json, --qr IMAGE.png, --id LICENSE_ID or --commitment HEX")
+    lookup: bytes | None = None
+    if commitment_hex is not None:
+        lookup = parse_commitment_hex(commitment_hex)
+        if lookup is None:
+            raise click.BadParameter("must be 64 hex digits (an SM3 hash)", param_hint="--commitment")
     max_age_ms = parse_duration(max_age)
     now_ms = parse_instant(at) if at is not None else int(time.time() * 1000)
     if len(bundles) > 1:
@@ -187,11 +203,12 @@ def check(
             data = payload
     elif bundle is not None:
         data = _read(bundle, "bundle")
-    if license_id is not None and not sources:
-        raise click.UsageError("--id needs --node URL (and a second --node or --peer, or --min-sources 1)")
+    if (license_id is not None or lookup is not None) and not sources:
+        what = "--id" if lookup is None else "--commitment"
+        raise click.UsageError(f"{what} needs --node URL (and a second --node or --peer, or --min-sources 1)")
     if sources:
         online = Online(trust_root_path, network_id, state_path, min_sources, now_ms, max_age_ms)
-        online.run(sources, license_id=license_id, bundle=data, commitment=commitment, expect=expect)
+        online.run(sources, license_id=license_id, bundle=data, commitment=commitment, expect=expect, lookup=lookup)
         online.finish(as_json=as_json, show_personal=show_personal)
     assert data is not None
     root = _trust_root(trust_root_path, network_id)
@@ -321,7 +338,10 @@ class Online:
         bundle: bytes | ProofBundle | None,
         commitment: bytes | None,
         expect: str | None,
+        lookup: bytes | None = None,
     ) -> None:
+        """``lookup``: fetch the bundle by this commitment (``--commitment``); ``commitment``: the one the
+        bundle must carry (a voucher's QR reference)."""
         assert self.root is not None
         try:
             self.report = verify_online(
@@ -335,6 +355,7 @@ class Online:
                 expected_commitment=commitment,
                 checkpoint_seq=self.seq,
                 min_sources=self.min_sources,
+                commitment=lookup,
             )
         except ValueError as exc:  # a license id that is not one
             raise click.BadParameter(str(exc), param_hint="--id/--expect") from None

@@ -319,6 +319,14 @@ class Source:
         quoted = urllib.parse.quote(license_id, safe="")
         return _http_get(f"{self.url}/v1/licenses/{quoted}/proof?view=public", self.timeout)
 
+    def bundle_by_commitment(self, commitment: bytes) -> bytes:
+        """The proof bundle of the license version with this commitment, public view (nodes only): ``GET
+        /v1/commitments/{hex}/proof?view=public``. Only the issuer's node holds it (a commitment names no
+        issuer, so no node can refer)."""
+        if self.kind != "node":
+            raise ValueError("only nodes serve proof bundles")
+        return _http_get(f"{self.url}/v1/commitments/{commitment.hex()}/proof?view=public", self.timeout)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Observation:
@@ -674,14 +682,16 @@ def verify_online(
     expected_commitment: bytes | None = None,
     checkpoint_seq: int | None = None,
     min_sources: int = 2,
+    commitment: bytes | None = None,
 ) -> OnlineReport:
-    """Run steps 1-6 of the module docstring for ``license_id`` (fetched from the node sources) or a ``bundle`` the
-    caller has (only its checkpoint is brought up to date). Never raises for what sources send: the report says
-    what happened (``report.exit_code``). The bundle must be for ``license_id`` (or ``expected_license_id``) and,
-    when given, carry ``expected_commitment`` (a voucher's QR reference). ``checkpoint_seq`` is the trusted
-    checkpoint's seq, if known. Caller misuse raises ``ValueError``.
+    """Run steps 1-6 of the module docstring for ``license_id`` or ``commitment`` (the bundle fetched from the node
+    sources) or a ``bundle`` the caller has (only its checkpoint is brought up to date). Never raises for what
+    sources send: the report says what happened (``report.exit_code``). The bundle must be for ``license_id`` (or
+    ``expected_license_id``) and, when given, carry ``expected_commitment`` (a voucher's QR reference) or
+    ``commitment``. ``checkpoint_seq`` is the trusted checkpoint's seq, if known. Caller misuse raises
+    ``ValueError``.
     """
-    _check_request(license_id, bundle, expected_license_id)
+    _check_request(license_id, bundle, expected_license_id, commitment, expected_commitment)
     session = OnlineSession(trust_root, sources, checkpoint_seq=checkpoint_seq, min_sources=min_sources)
     return session.verify(
         now_ms=now_ms,
@@ -690,6 +700,7 @@ def verify_online(
         bundle=bundle,
         expected_license_id=expected_license_id,
         expected_commitment=expected_commitment,
+        commitment=commitment,
     )
 
 
@@ -751,10 +762,13 @@ class OnlineSession:
         bundle: bytes | ProofBundle | None = None,
         expected_license_id: str | None = None,
         expected_commitment: bytes | None = None,
+        commitment: bytes | None = None,
     ) -> OnlineReport:
-        """Step 6 for one ``license_id`` or ``bundle`` (as :func:`verify_online`), against this session's *top*.
-        If steps 1-5 stopped (a split view, too few sources), the report says so and has no verdict."""
-        _check_request(license_id, bundle, expected_license_id)
+        """Step 6 for one ``license_id``, ``commitment`` or ``bundle`` (as :func:`verify_online`), against this
+        session's *top*. If steps 1-5 stopped (a split view, too few sources), the report says so and has no
+        verdict."""
+        _check_request(license_id, bundle, expected_license_id, commitment, expected_commitment)
+        expected_commitment = expected_commitment or commitment
         base = self.report
         report = dataclasses.replace(base, sources=list(base.sources), notes=list(base.notes))
         if self._top is None:
@@ -762,7 +776,7 @@ class OnlineSession:
         run = self._run
         run.report = report  # what step 6 notes goes to this bundle's report
         try:
-            candidates = _candidates(run, license_id, bundle)
+            candidates = _candidates(run, license_id, bundle, commitment)
             expected = license_id or expected_license_id
             report.verdict = _verify(
                 run, self._top, candidates, now_ms, max_checkpoint_age_ms, expected, expected_commitment
@@ -777,21 +791,36 @@ class OnlineSession:
         return report
 
 
-def _check_request(license_id: str | None, bundle: bytes | ProofBundle | None, expected: str | None) -> None:
-    if (license_id is None) == (bundle is None):
-        raise ValueError("give exactly one of license_id and bundle")
+def _check_request(
+    license_id: str | None,
+    bundle: bytes | ProofBundle | None,
+    expected: str | None,
+    commitment: bytes | None = None,
+    expected_commitment: bytes | None = None,
+) -> None:
+    if sum(x is not None for x in (license_id, bundle, commitment)) != 1:
+        raise ValueError("give exactly one of license_id, commitment and bundle")
     for given in (license_id, expected):
         if given is not None:
             _check_license_ref(given)
+    for value in (commitment, expected_commitment):
+        if value is not None and len(value) != 32:
+            raise ValueError(f"a commitment is 32 bytes (an SM3 hash), not {len(value)}")
+    if commitment is not None and expected_commitment not in (None, commitment):
+        raise ValueError("commitment and expected_commitment differ")
 
 
-def _candidates(run: _Run, license_id: str | None, bundle: bytes | ProofBundle | None) -> list[Candidate]:
+def _candidates(
+    run: _Run, license_id: str | None, bundle: bytes | ProofBundle | None, commitment: bytes | None = None
+) -> list[Candidate]:
     if bundle is not None:
         return [("the given bundle", lambda: bundle)]
-    assert license_id is not None
     nodes = [s for s in run.sources if s.kind == "node"]
     if not nodes:
         raise UndecidedError("no node to fetch the proof bundle from (peers do not serve bundles): give --node")
+    if commitment is not None:
+        return [(str(s), functools.partial(Source.bundle_by_commitment, s, commitment)) for s in nodes]
+    assert license_id is not None
     return [(str(s), functools.partial(Source.bundle, s, license_id)) for s in nodes]
 
 
@@ -835,7 +864,7 @@ def _verify(
                 verdict = reject_verdict(
                     verdict,
                     "WRONG_COMMITMENT",
-                    "the bundle's commitment is not the one on the voucher",
+                    "the bundle's commitment is not the one asked for (the voucher's or --commitment)",
                     {"expected": expected_commitment.hex(), "found": parsed.commitment.hex()},
                 )
             else:
@@ -848,7 +877,10 @@ def _verify(
         first_invalid = first_invalid or verdict
     if first_invalid is not None:
         return first_invalid
-    raise UndecidedError("no node served a proof bundle for this license")
+    raise UndecidedError(
+        "no node served a proof bundle for this license"
+        + ("" if expected_commitment is None else f" version (commitment {expected_commitment.hex()})")
+    )
 
 
 def _bring_up_to_date(

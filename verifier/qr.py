@@ -10,6 +10,11 @@ Rules:
    from the header before decoding, so a decompression bomb is refused unread), PNG, JPEG, WebP, GIF or BMP.
 2. Exactly the QR symbols whose text starts with a licledger prefix count; a photo with no such symbol, or with
    two different ones, is refused (:class:`QrImageError`), never guessed at.
+3. A photo is read as taken first; only if that finds no licledger symbol is it read again through
+   :data:`_RETRIES` (a 3x3 median filter against sensor speckle, then the global-histogram binarizer), stopping at
+   the first reading that finds one. A retry only changes how pixels are binarized, never what a symbol decodes
+   to: every symbol still passes the decoder's Reed-Solomon check (ISO/IEC 18004 clause 7.5), so a retry cannot
+   produce a payload the photo does not hold.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import io
 import warnings
 
 import zxingcpp
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from core.bundle import OFFLINE_QR_PREFIX, REFERENCE_QR_PREFIX
 from core.errors import FormatError
@@ -30,6 +35,12 @@ MAX_PIXELS = 40_000_000
 """A 40-megapixel photo is larger than phone cameras take; anything bigger is refused before decoding."""
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 _PREFIXES = (OFFLINE_QR_PREFIX, REFERENCE_QR_PREFIX)
+_QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+_RETRIES = (
+    ("median", zxingcpp.Binarizer.LocalAverage),
+    ("plain", zxingcpp.Binarizer.GlobalHistogram),
+)
+"""Rule 3: the readings tried after the photo as taken: (image preparation, zxing-cpp binarizer)."""
 
 
 class QrImageError(FormatError):
@@ -59,10 +70,18 @@ def decode_qr_image(data: bytes) -> str:
         raise QrImageError("not a PNG, JPEG, WebP, GIF or BMP image") from None
     except (OSError, ValueError, Image.DecompressionBombError, Warning) as exc:
         raise QrImageError(f"the image cannot be read: {type(exc).__name__}") from None
-    found = zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
+    found = zxingcpp.read_barcodes(gray, formats=_QR)
     texts = {b.text for b in found if b.valid and b.text.startswith(_PREFIXES)}
+    any_code = bool(found)
+    for preparation, binarizer in _RETRIES:
+        if texts:
+            break
+        prepared = gray.filter(ImageFilter.MedianFilter(3)) if preparation == "median" else gray
+        found = zxingcpp.read_barcodes(prepared, formats=_QR, binarizer=binarizer)
+        texts = {b.text for b in found if b.valid and b.text.startswith(_PREFIXES)}
+        any_code = any_code or bool(found)
     if not texts:
-        others = "a QR code of something else" if found else "no QR code"
+        others = "a QR code of something else" if any_code else "no QR code"
         raise QrImageError(f"found {others} in the image; hold the voucher's code flat, sharp and well lit")
     if len(texts) > 1:
         raise QrImageError(f"the image holds {len(texts)} different licledger QR codes; photograph one")

@@ -230,27 +230,57 @@ class _Verifying:
             for b in bundles
         ]
 
-    def resolve(self, license_id: str) -> ProofBundle | bytes:
-        """The public-view bundle from the first node that gives one (one referral followed per node)."""
+    def _from_nodes(
+        self, fetch: Callable[[Source], ProofBundle | bytes], missing: str, what: str
+    ) -> ProofBundle | bytes:
+        """``fetch`` from each configured node in turn: the first bundle given; 404 ``missing`` when every node
+        answered 404, else 502 naming each node's problem."""
         if not self.state.sources:
             raise HTTPException(404, "this verification service is offline (no --node): submit the bundle itself")
         problems = []
         for source in self.state.sources:
             try:
-                return source.bundle(license_id)
-            except ReferralError as exc:
-                try:
-                    return Source(exc.node, "node", source.timeout).bundle(license_id)
-                except SourceError as again:
-                    problems.append(again)
+                return fetch(source)
             except SourceError as exc:
                 problems.append(exc)
         if all(p.status == 404 for p in problems):
-            raise HTTPException(404, f"no node holds license {license_id}")
-        raise HTTPException(502, "no node gave the license's bundle: " + "; ".join(str(p) for p in problems))
+            raise HTTPException(404, missing)
+        raise HTTPException(502, f"no node gave {what}: " + "; ".join(str(p) for p in problems))
+
+    def resolve(self, license_id: str) -> ProofBundle | bytes:
+        """The public-view bundle from the first node that gives one (one referral followed per node)."""
+
+        def fetch(source: Source) -> ProofBundle | bytes:
+            try:
+                return source.bundle(license_id)
+            except ReferralError as exc:
+                return Source(exc.node, "node", source.timeout).bundle(license_id)
+
+        return self._from_nodes(fetch, f"no node holds license {license_id}", "the license's bundle")
+
+    def resolve_commitment(self, commitment: bytes) -> ProofBundle | bytes:
+        """The public-view bundle of the license version with ``commitment`` from the first node that holds it
+        (every configured node is asked in turn: a commitment names no issuer, so no node refers)."""
+        return self._from_nodes(
+            lambda source: source.bundle_by_commitment(commitment),
+            f"no node holds a license version with commitment {commitment.hex()}",
+            "the license version's bundle",
+        )
 
     def resolve_reference(self, ref: QrReference) -> ProofBundle | bytes:
         return self.resolve(ref.license_id)  # the nodes configured, never the URL printed in the QR code
+
+    def request(self, data: bytes, *, personal: bool) -> dict[str, Any]:
+        """``POST /v1/verify``'s answer to ``data`` (:func:`verifier.service.verify_request`) with this service's
+        ways of verifying and of finding bundles."""
+        return verify_request(
+            data,
+            self.verify,
+            self.resolve,
+            personal=personal,
+            resolve_commitment=self.resolve_commitment,
+            verify_batch=self.verify_batch,
+        )
 
 
 # --- the app ------------------------------------------------------------------------------------------------------
@@ -325,10 +355,9 @@ router = APIRouter()
 
 @router.post("/v1/verify")
 def verify(data: Body, key: Agency, service: ServiceDep, max_age_ms: MaxAge = None) -> JSONResponse:
-    """A proof bundle, ``{"bundles": [...]}`` (1-100) or ``{"license_id"}`` (fetched from the nodes)."""
-    w = _work(service, max_age_ms)
-    personal = key.role == "auditor"
-    return JSONResponse(verify_request(data, w.verify, w.resolve, personal=personal, verify_batch=w.verify_batch))
+    """A proof bundle, ``{"bundles": [...]}`` (1-100), ``{"license_id"}`` or ``{"commitment"}`` (fetched from the
+    nodes)."""
+    return JSONResponse(_work(service, max_age_ms).request(data, personal=key.role == "auditor"))
 
 
 @router.post("/v1/verify/qr")
@@ -341,8 +370,7 @@ def verify_qr(data: Body, key: Agency, service: ServiceDep, max_age_ms: MaxAge =
 @router.post("/v1/public/verify")
 def public_verify(data: Body, _: Public, service: ServiceDep) -> JSONResponse:
     """The web page's check: no key, personal data masked (only with ``--public``)."""
-    w = _work(service, None)
-    return JSONResponse(verify_request(data, w.verify, w.resolve, personal=False, verify_batch=w.verify_batch))
+    return JSONResponse(_work(service, None).request(data, personal=False))
 
 
 @router.post("/v1/public/verify/qr")

@@ -35,6 +35,7 @@ from typing import Any
 
 from core import canonical
 from core.bundle import InvalidBundleError, ProofBundle, QrReference, from_qr_payload
+from core.commitment import parse_commitment_hex
 from core.consortium import Genesis, MemberRecord
 from core.divisions import PROVINCES
 from core.errors import DocumentError, FormatError, LicledgerError
@@ -49,9 +50,11 @@ __all__ = [
     "PAGE_HEADERS",
     "WEB_FILES",
     "NodeVerifier",
+    "ResolveCommitment",
     "TrustedCheckpoint",
     "VerifyBatch",
     "answer",
+    "bind_commitment",
     "summary",
     "verify_image",
     "verify_request",
@@ -222,6 +225,9 @@ processes for large ones)."""
 Resolve = Callable[[str], ProofBundle | bytes]
 """A license id (checked to be a string of 1-160 characters) -> its public-view bundle, from wherever the caller
 finds it (the node's own records, the issuer's node); raises the caller's not-found error."""
+ResolveCommitment = Callable[[bytes], ProofBundle | bytes]
+"""A commitment (32 bytes) -> the public-view bundle of the license version that committed to it (the node's own
+records; the nodes a service asks in turn: a commitment names no issuer); raises the caller's not-found error."""
 
 
 def web_file(name: str) -> bytes:
@@ -284,11 +290,46 @@ def _license_id(value: object) -> str:
     return value
 
 
+def _commitment(value: object) -> bytes:
+    commitment = parse_commitment_hex(value)
+    if commitment is None:
+        raise DocumentError("bad commitment", {"commitment": "must be 64 hex digits (an SM3 hash)"})
+    return commitment
+
+
+def bind_commitment(
+    verdict: Verdict, data: ProofBundle | bytes, expected: bytes, what: str, *, key: str = "expected"
+) -> Verdict:
+    """``verdict``, or ``WRONG_COMMITMENT`` if the proven bundle ``data`` carries another commitment than
+    ``expected`` (``what`` names where the expected one came from, ``key`` its name in the evidence)."""
+    from verifier.online import reject_verdict  # urllib only when needed
+
+    try:
+        commitment = (data if isinstance(data, ProofBundle) else ProofBundle.from_json(data)).commitment
+    except InvalidBundleError:
+        return verdict  # the verdict already says what is wrong with it
+    if verdict.facts.proven and commitment != expected:
+        return reject_verdict(
+            verdict,
+            "WRONG_COMMITMENT",
+            f"the license on the ledger has another commitment than {what}",
+            {key: expected.hex(), "ledger": commitment.hex()},
+        )
+    return verdict
+
+
 def verify_request(
-    body: bytes, verify: Verify, resolve: Resolve, *, personal: bool, verify_batch: VerifyBatch | None = None
+    body: bytes,
+    verify: Verify,
+    resolve: Resolve,
+    *,
+    personal: bool,
+    resolve_commitment: ResolveCommitment,
+    verify_batch: VerifyBatch | None = None,
 ) -> dict[str, Any]:
-    """``POST /v1/verify``: a bundle, ``{"bundles": [...]}`` (1 to :data:`MAX_BATCH`) or ``{"license_id"}``. A
-    batch goes to ``verify_batch`` when given, otherwise to ``verify`` one bundle at a time."""
+    """``POST /v1/verify``: a bundle, ``{"bundles": [...]}`` (1 to :data:`MAX_BATCH`), ``{"license_id"}`` or
+    ``{"commitment"}`` (the bundle from ``resolve_commitment``, which must carry that commitment). A batch goes to
+    ``verify_batch`` when given, otherwise to ``verify`` one bundle at a time."""
     if not body.strip():
         raise DocumentError("empty request", {"$": "the body must be a proof bundle, a batch or a license_id"})
     try:
@@ -301,6 +342,11 @@ def verify_request(
         expected = _license_id(value["license_id"])
         verdict, trusted = verify(resolve(expected), expected)
         return answer(verdict, trusted, personal)
+    if set(value) == {"commitment"}:
+        wanted = _commitment(value["commitment"])
+        data = resolve_commitment(wanted)
+        verdict, trusted = verify(data, None)
+        return answer(bind_commitment(verdict, data, wanted, "the one asked for"), trusted, personal)
     if set(value) == {"bundles"}:
         items = value["bundles"]
         if not isinstance(items, list) or not 0 < len(items) <= MAX_BATCH:
@@ -326,7 +372,6 @@ def verify_image(
 ) -> dict[str, Any]:
     """``POST /v1/verify/qr``: the voucher QR code in a photo; a reference's bundle comes from ``resolve`` and must
     carry the voucher's commitment (``WRONG_COMMITMENT`` otherwise)."""
-    from verifier.online import reject_verdict  # urllib only when needed
     from verifier.qr import decode_qr_image  # Pillow, zxing-cpp: only for photos
 
     if not image:
@@ -342,15 +387,7 @@ def verify_image(
     ref: QrReference = found
     data = resolve(ref)
     verdict, trusted = verify(data, ref.license_id)
-    try:
-        commitment = (data if isinstance(data, ProofBundle) else ProofBundle.from_json(data)).commitment
-    except InvalidBundleError:
-        commitment = None
-    if verdict.facts.proven and commitment is not None and commitment != ref.commitment:
-        verdict = reject_verdict(
-            verdict,
-            "WRONG_COMMITMENT",
-            "the license on the ledger has another commitment than the voucher: the voucher is not this license's",
-            {"voucher": ref.commitment.hex(), "ledger": commitment.hex()},
-        )
+    verdict = bind_commitment(
+        verdict, data, ref.commitment, "the voucher: the voucher is not this license's", key="voucher"
+    )
     return {**answer(verdict, trusted, personal), "qr": {"form": "reference", "node": ref.node_url}}

@@ -1,7 +1,9 @@
 """Request dependencies as ``Annotated`` aliases (the full-stack-fastapi-template pattern).
 
 * :data:`NodeDep` the running node; :data:`SessionDep` one database session per request (the route commits
-  once; anything raised rolls everything back, audit entries included);
+  once; anything raised rolls everything back, audit entries included); :data:`ReadSessionDep` one for a route
+  that only reads (SQLite: a DEFERRED transaction, so a route that waits on the ledger while it reads never
+  holds the write lock meanwhile); such a route writes its audit entry in a unit of work of its own;
 * :data:`CurrentPrincipal` who is calling: an API key or holder token from ``Authorization: Bearer ...``, or
   the public;
 * one alias per role set, checked on every route: :data:`Operator`, :data:`Reader`, :data:`StatusReader`,
@@ -56,6 +58,14 @@ def get_session(node: NodeDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_read_session(node: NodeDep) -> Iterator[Session]:
+    with node.read_sessions() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 
 
 def get_principal(

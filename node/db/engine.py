@@ -7,8 +7,9 @@
   transaction handling). A request reads, then writes (an audit entry at least); taking the write lock at
   the start means two such transactions queue behind ``busy_timeout`` instead of failing when one upgrades
   its read lock. PostgreSQL uses row locks (``SELECT ... FOR UPDATE``) where the node needs them.
-* Work that only reads (authenticating a request's credential) uses :func:`make_read_sessionmaker`, whose
-  SQLite transactions begin DEFERRED: otherwise every authenticated request would queue on the write lock.
+* Work that only reads (authenticating a request's credential; the proof, voucher and verification routes,
+  which wait on the ledger while they read) uses :func:`make_read_sessionmaker`, whose SQLite transactions begin
+  DEFERRED: otherwise every authenticated request would queue on the write lock.
 * One session per request or per unit of work; :func:`unit_of_work` commits on success and rolls back on any
   exception, so a license, its version, its outbox entry and its audit event commit together or not at all.
 """

@@ -171,3 +171,11 @@ def test_rotation_requested_during_an_import_stops_it_resumably(
     # resumed at the first line not stored (totals are the import's, over both runs); nothing stored twice
     assert (result.resumed_from_line, result.imported, result.present, node.count("licenses")) == (stopped, 30, 0, 30)
     _integrity(node)
+
+
+def test_the_cli_default_chunk_is_the_importers() -> None:
+    from node.commands.node import import_
+    from node.importer import DEFAULT_CHUNK_LINES
+
+    [option] = [p for p in import_.params if p.name == "chunk_lines"]
+    assert option.default == DEFAULT_CHUNK_LINES

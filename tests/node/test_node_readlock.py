@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from nodekit import NodeUnderTest
+from nodekit import NodeUnderTest, physicians
 
 
 def _db_path(node: NodeUnderTest) -> Path:
@@ -55,3 +55,32 @@ def test_read_only_sessions_read(node: NodeUnderTest) -> None:
 
     with node.ctx.read_sessions() as session, session.begin():
         assert session.execute(sa.text("SELECT count(*) FROM api_keys")).scalar_one() >= 1
+
+
+def test_proof_routes_read_without_the_write_lock(node: NodeUnderTest) -> None:
+    """A proof is read (and waits on the ledger) in a read-only transaction: with another writer holding the lock
+    it is answered at once (425 here: this node joined no ledger, so nothing is anchored), not after the busy
+    timeout; only a disclosure's audit entry needs the lock, for its own short transaction."""
+    issued = node.issue(physicians(1)[0]).json()
+    paths = [
+        f"/v1/licenses/{issued['license_id']}/proof",
+        f"/v1/commitments/{issued['commitment']}/proof",
+        f"/v1/licenses/{issued['license_id']}/voucher.pdf",
+    ]
+    writer = sqlite3.connect(_db_path(node), isolation_level=None, timeout=1)
+    writer.execute("BEGIN IMMEDIATE")
+    answers: list[tuple[str, int, str]] = []
+    try:
+
+        def ask() -> None:
+            for path in paths:
+                answer = node.client.get(path, params={"view": "public"})
+                answers.append((path, answer.status_code, answer.json().get("reason", "")))
+
+        thread = threading.Thread(target=ask)
+        thread.start()
+        thread.join(10)
+        assert [a[1:] for a in answers] == [(425, "NOT_ANCHORED")] * len(paths), answers
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

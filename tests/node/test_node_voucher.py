@@ -8,6 +8,7 @@ import secrets
 
 import pypdfium2 as pdfium  # type: ignore[import-untyped]
 import pytest
+import sqlalchemy as sa
 import zxingcpp
 from nodekit import NodeUnderTest, institutions, nurses, physicians
 
@@ -81,3 +82,33 @@ def test_node_without_ledger_answers_proof_routes_clearly(node: NodeUnderTest) -
     # the full view is for entitled roles only; the public view is for anyone
     assert node.client.get(f"/v1/licenses/{license_id}/proof?view=full").status_code == 403
     assert node.client.get(f"/v1/licenses/{license_id}/proof?view=public").status_code == 425
+
+
+def test_proof_by_commitment_names_the_same_version_and_refuses_bad_input(node: NodeUnderTest) -> None:
+    issued = node.issue(physicians(1)[0]).json()
+    commitment = issued["commitment"]
+    for given in (commitment, commitment.upper()):  # hex in either case
+        answer = node.client.get(f"/v1/commitments/{given}/proof", headers=node.auth("operator"))
+        assert answer.status_code == 425 and answer.json()["reason"] == "NOT_ANCHORED", answer.text
+    # the same access rule as by identifier: the full view only for entitled roles
+    assert node.client.get(f"/v1/commitments/{commitment}/proof?view=full").status_code == 403
+    assert node.client.get(f"/v1/commitments/{commitment}/proof?view=public").status_code == 425
+    # a commitment this node never made: 404 naming it; not a commitment at all: 422 naming the field
+    unknown = node.client.get(f"/v1/commitments/{'0' * 64}/proof")
+    assert unknown.status_code == 404 and "0" * 64 in unknown.json()["detail"]
+    for bad in ("ab" * 31, "xy" * 32, "ab" * 33):
+        answer = node.client.get(f"/v1/commitments/{bad}/proof")
+        assert answer.status_code == 422 and "commitment" in answer.text, answer.text
+
+
+def test_proof_by_commitment_refuses_to_guess_between_two_versions(node: NodeUnderTest) -> None:
+    """Two versions with one commitment can only be a damaged database: 409 naming both, nothing served."""
+    first, second = (node.issue(doc).json() for doc in physicians(2))
+    with node.ctx.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE license_versions SET commitment = :c WHERE full_id = :id"),
+            {"c": bytes.fromhex(first["commitment"]), "id": second["license_id"]},
+        )
+    answer = node.client.get(f"/v1/commitments/{first['commitment']}/proof", headers=node.auth("operator"))
+    assert answer.status_code == 409, answer.text
+    assert first["base_id"] in answer.text and second["base_id"] in answer.text

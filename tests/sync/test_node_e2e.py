@@ -2,7 +2,8 @@
 --network-dir`, `licledger node serve` under uvicorn with the anchoring scheduler in-process) on SQLite and on
 PostgreSQL. Licenses are issued over HTTP, anchored by the worker, one is revoked, and the proofs fetched over HTTP
 are verified by verifier.core against the network's genesis: VALID for the active, REVOKED for the revoked; the
-voucher's QR code, read back from the rendered page, carries a bundle that verifies too."""
+voucher's QR code, read back from the rendered page, carries a bundle that verifies too, and so does the proof
+fetched by the license version's commitment."""
 
 from __future__ import annotations
 
@@ -215,6 +216,19 @@ def test_issue_anchor_revoke_prove_on_sqlite(net: Net, serve: Any) -> None:
     assert isinstance(decoded, ProofBundle) and not decoded.disclosed
     assert _verify(decoded.to_json(), out["trust"], revoked).result is Result.REVOKED
     assert "已吊销" in text and "个人信息已按规定隐去" in text
+
+    # by commitment (what a QR reference and the ledger's leaf carry): the same version's bundle, same views
+    for license_id, token, disclosed, expected in (
+        (revoked, None, False, Result.REVOKED),
+        (active, holder_token, True, Result.VALID),
+    ):
+        commitment = next(i["commitment"] for i in out["issued"] if i["license_id"] == license_id)
+        answer = served.client(token).get(f"/v1/commitments/{commitment}/proof")
+        assert answer.status_code == 200, answer.text
+        by_commitment = ProofBundle.from_json(answer.content)
+        assert str(by_commitment.license_id) == license_id and by_commitment.commitment.hex() == commitment
+        assert by_commitment.disclosed == disclosed
+        assert _verify(answer.content, out["trust"], license_id).result is expected
 
     # disclosures are audited (full proofs and vouchers), public views are not
     audit = out["operator"].get("/v1/audit", params={"limit": 500}).json()

@@ -264,3 +264,57 @@ def test_reference_qr_code_fetches_from_the_node_it_names(dep: Deployment, lic: 
     image.write_bytes(out.getvalue())
     result, report = verify(dep, tmp_path / "t.json", "--qr", str(image), "--peer", dep.peer_url("310000"))
     assert result.exit_code == 1 and report["verdict"]["steps"][0]["reason"] == "WRONG_COMMITMENT", result.output
+
+
+def test_commitment_lookup_finds_the_issuers_node_and_binds_the_bundle(
+    dep: Deployment, lic: Licenses, tmp_path: Path
+) -> None:
+    """``--commitment``: the version is fetched by its commitment; a node that does not hold it (another
+    province's: a commitment names no issuer, so it cannot refer) answers 404 and the next node is asked."""
+    _, raw = dep.nodes["110000"].proof(lic.revoked)
+    commitment = json.loads(raw)["commitment"]
+    result, report = verify(dep, tmp_path / "s.json", "--commitment", commitment, "--node", sh(dep), "--node", bj(dep))
+    assert result.exit_code == 1, result.output
+    assert report["result"] == "REVOKED" and report["verdict"]["facts"]["license_id"] == lic.revoked
+    assert report["bundle_source"] == f"node {bj(dep)}"
+    assert any(n.startswith(f"no bundle from node {sh(dep)}") for n in report["notes"]), report["notes"]
+    # with --expect, the bundle must also be for that license
+    result, report = verify(
+        dep, tmp_path / "t.json", "--commitment", commitment.upper(), "--node", bj(dep), "--min-sources", "1"
+    )
+    assert result.exit_code == 1 and report["result"] == "REVOKED", result.output
+    result, report = verify(
+        dep, tmp_path / "u.json", "--commitment", commitment, "--expect", lic.active, "--node", bj(dep),
+        "--min-sources", "1",
+    )  # fmt: skip
+    assert result.exit_code == 1 and report["verdict"]["steps"][0]["reason"] == "WRONG_LICENSE", result.output
+
+
+def test_commitment_lookup_rejects_a_bundle_with_another_commitment(
+    dep: Deployment, lic: Licenses, tmp_path: Path
+) -> None:
+    """A node answering a commitment with another version's (valid) bundle is caught: WRONG_COMMITMENT."""
+    _, raw = dep.nodes["110000"].proof(lic.revoked)
+    asked = json.loads(dep.nodes["110000"].proof(lic.active)[1])["commitment"]
+
+    def swap(path: str, status: int, body: bytes) -> tuple[int, bytes]:
+        return 200, raw
+
+    with Proxy(bj(dep), {f"/v1/commitments/{asked}/proof": swap}) as liar:
+        result, report = verify(
+            dep, tmp_path / "s.json", "--commitment", asked, "--node", liar.url, "--peer", dep.peer_url("440000")
+        )
+    assert result.exit_code == 1, result.output
+    assert report["verdict"]["steps"][0]["reason"] == "WRONG_COMMITMENT"
+
+
+def test_commitment_that_no_node_holds_or_is_malformed(dep: Deployment, lic: Licenses, tmp_path: Path) -> None:
+    result, report = verify(dep, tmp_path / "s.json", "--commitment", "ab" * 32, "--node", bj(dep), "--node", sh(dep))
+    assert result.exit_code == 2 and "ab" * 32 in report["undecided"], result.output
+    for bad in ("ab" * 31, "zz" * 32):
+        result, _ = verify(dep, tmp_path / "t.json", "--commitment", bad, "--node", bj(dep))
+        assert result.exit_code == 2 and "--commitment" in result.output and "64 hex digits" in result.output
+    result, _ = verify(dep, tmp_path / "u.json", "--commitment", "ab" * 32)
+    assert result.exit_code == 2 and "--commitment needs --node" in result.output
+    result, _ = verify(dep, tmp_path / "v.json", "--commitment", "ab" * 32, "--id", lic.active, "--node", bj(dep))
+    assert result.exit_code == 2 and "exactly one of" in result.output

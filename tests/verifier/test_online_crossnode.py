@@ -283,6 +283,12 @@ def test_service_verifies_valid_revoked_and_invalid_bundles_over_http(
     assert answer["results"][2]["summary"]["failed_step"]["reason"] == "LEAF_NOT_IN_BATCH"
     status, answer = post(service, "/v1/verify", {"license_id": lic.revoked})  # through the nodes
     assert status == 200 and answer["result"] == "REVOKED", answer
+    # by commitment: every node asked in turn (no referral), the bundle bound to that commitment
+    commitment = json.loads(revoked)["commitment"]
+    status, answer = post(service, "/v1/verify", {"commitment": commitment})
+    assert status == 200 and answer["result"] == "REVOKED" and answer["summary"]["license_id"] == lic.revoked, answer
+    status, answer = post(service, "/v1/verify", {"commitment": "ab" * 32})
+    assert status == 404 and "ab" * 32 in answer["detail"], answer
 
 
 def test_service_refreshes_a_stale_bundle_from_the_nodes(service: Service, stale: Stale) -> None:
@@ -299,6 +305,7 @@ def test_service_refreshes_a_stale_bundle_from_the_nodes(service: Service, stale
         (b'{"bundles": []}', "bundles"),
         (b'{"bundles": [{"format": 1}]}', "bundles[0]"),
         (b'{"license_id": 7}', "license_id"),
+        (b'{"commitment": "xyz"}', "commitment"),
     ],
 )
 def test_service_bad_input_is_422_naming_the_problem(service: Service, body: bytes, path: str) -> None:

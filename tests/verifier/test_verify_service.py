@@ -104,6 +104,15 @@ def test_verify_single_batch_and_license_id(
     assert by_id.status_code == 200 and by_id.json()["result"] == "REVOKED"
     unknown = lic.active.rsplit(".", 3)[0][:-3] + "999"
     assert client.post("/v1/verify", json={"license_id": unknown}, headers=agency).status_code in (404, 422)
+    # by commitment: the node's own license version, bound to that commitment
+    commitment = json.loads(bundle_of(dep, lic.revoked))["commitment"]
+    by_commitment = client.post("/v1/verify", json={"commitment": commitment.upper()}, headers=agency)
+    assert by_commitment.status_code == 200 and by_commitment.json()["result"] == "REVOKED", by_commitment.text
+    assert by_commitment.json()["summary"]["license_id"] == lic.revoked
+    public = client.post("/v1/public/verify", json={"commitment": commitment})
+    assert public.status_code == 200 and public.json()["result"] == "REVOKED"
+    missing = client.post("/v1/verify", json={"commitment": "ab" * 32}, headers=agency)
+    assert missing.status_code == 404 and "ab" * 32 in missing.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -115,6 +124,8 @@ def test_verify_single_batch_and_license_id(
         (b'{"bundles": []}', "bundles"),
         (b'{"bundles": [{"format": 1}]}', "bundles[0]"),
         (b'{"license_id": 7}', "license_id"),
+        (b'{"commitment": "abc"}', "commitment"),
+        (b'{"commitment": 7}', "commitment"),
         (b'{"a": 1.5}', "$"),
     ],
 )
@@ -221,6 +232,14 @@ def test_web_page_shows_valid_revoked_invalid_and_qr_verdicts(
     assert banner.get_attribute("data-result") == "VALID"
     assert lic.active in page.inner_text("#f-id")
     page.screenshot(path=str(tmp_path / "qr.png"), full_page=True)
+
+    # a commitment typed instead of a license ID: the same verdict as the license's
+    page.goto(url + "/verify")
+    page.fill("#license-id", json.loads(bundle_of(dep, lic.revoked))["commitment"])
+    page.click("#by-id button[type=submit]")
+    page.wait_for_selector("#result:not([hidden])", timeout=20_000)
+    assert page.locator("#banner").get_attribute("data-result") == "REVOKED"
+    assert lic.revoked in page.inner_text("#f-id")
 
     page.goto(url + "/verify")
     page.set_input_files("#file", files=[{"name": "x.json", "mimeType": "application/json", "buffer": b"{}"}])

@@ -194,14 +194,16 @@ document.addEventListener("DOMContentLoaded", () => {
     drop.classList.remove("over");
     handle(e.dataTransfer.files[0]);
   });
+  // a license ID, or a license version's commitment (64 hex digits: SM3(salt || document))
+  const lookup = (text) => JSON.stringify(/^[0-9a-fA-F]{64}$/.test(text) ? { commitment: text } : { license_id: text });
   $("by-id").addEventListener("submit", (e) => {
     e.preventDefault();
     const id = $("license-id").value.trim();
-    if (id) post("/v1/public/verify", JSON.stringify({ license_id: id }), "application/json");
+    if (id) post("/v1/public/verify", lookup(id), "application/json");
   });
   const given = new URLSearchParams(location.search).get("id");
   if (given) {
     $("license-id").value = given;
-    post("/v1/public/verify", JSON.stringify({ license_id: given }), "application/json");
+    post("/v1/public/verify", lookup(given), "application/json");
   }
 });

@@ -5,6 +5,9 @@
   document, salt and seal go only to roles entitled to the personal data (operator, auditor, the holder, the
   person's institutions), and each such disclosure is audited (``license.proof``). ``?view=public`` asks for the
   public view whatever the role.
+* ``GET /v1/commitments/{commitment}/proof``: the same for the license version that committed to ``commitment``
+  (hex ``SM3(salt || document)``, what a holder's QR reference and the ledger's leaf carry), for a verifier who
+  holds the commitment but not the identifier; 404 when this node holds no such version.
 * ``GET /v1/licenses/{id}/voucher.pdf``: the printed voucher (:mod:`node.voucher`) with the same split.
 * ``GET /v1/ledger/checkpoint``: the latest final checkpoint; ``GET /v1/ledger/consistency?from=&to=``: the
   RFC 9162 consistency proof between two final checkpoints (by checkpoint ``seq``), so a verifier can advance
@@ -25,16 +28,20 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from core.bundle import public_view
+from core.commitment import COMMITMENT_HEX
 from core.errors import DocumentError
-from node import audit, queries
+from node import audit, queries, records
 from node.access import Principal, sees_personal_data
-from node.api.deps import Ctx, CurrentPrincipal, NodeDep, SessionDep, rate_limit
+from node.api.deps import Ctx, CurrentPrincipal, NodeDep, ReadSessionDep, rate_limit
 from node.api.routes.licenses import ERRORS, LicenseIdPath
+from node.context import NodeContext
+from node.db.engine import unit_of_work
 from node.errors import NotFoundError, PermissionDeniedError
 from node.proofs import MAX_MEMBERS, ProofService, issuer_nodes
 from node.voucher import render_voucher
@@ -42,6 +49,10 @@ from node.voucher import render_voucher
 router = APIRouter(tags=["proofs"])
 PROOF_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 425: ERRORS[409], 502: ERRORS[409], 503: ERRORS[409]}
 BUNDLE_MEDIA_TYPE = "application/json"
+BUNDLE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {BUNDLE_MEDIA_TYPE: {}}, "description": "a licledger-proof/1 bundle"},
+    **PROOF_ERRORS,
+}
 
 
 def get_proofs(request: Request, node: NodeDep) -> ProofService:
@@ -102,26 +113,68 @@ def _prepare(
         if redirect is not None:
             raise Referral(redirect) from None
         raise
+    return loaded, _disclose(principal, loaded, view)
+
+
+def _disclose(principal: Principal, loaded: queries.Loaded, view: str | None) -> bool:
+    """Whether the answer carries the document, salt and seal: the entitled roles' default, else what ``view``
+    asks; 403 for ``view=full`` from anyone else."""
     entitled = sees_personal_data(principal, loaded.row.holder_hash, loaded.institutions)
     disclose = entitled if view is None else view == "full"
     if disclose and not entitled:
         raise PermissionDeniedError(
             "the full proof (document and salt) is for the holder and entitled roles", role=principal.role
         )
-    return loaded, disclose
+    return disclose
+
+
+def _bundle_response(
+    session: Session,
+    proofs: ProofService,
+    node: NodeContext,
+    ctx: records.Request,
+    principal: Principal,
+    loaded: queries.Loaded,
+    disclose: bool,
+) -> Response:
+    """The bundle of ``loaded`` against the latest final checkpoint; a disclosure is audited (``license.proof``,
+    personal data) and committed before the answer leaves."""
+    bundle = proofs.bundle(session, loaded, disclose=disclose)
+    if disclose:
+        _audit_disclosure(node, principal, ctx, loaded, "license.proof")
+    return Response(bundle.to_json(), media_type=BUNDLE_MEDIA_TYPE)
+
+
+def _audit_disclosure(
+    node: NodeContext, principal: Principal, ctx: records.Request, loaded: queries.Loaded, action: str
+) -> None:
+    """Record that ``principal`` was given ``loaded``'s personal data, in a unit of work of its own (the routes
+    read in a read-only session: the write lock is held for this insert only, not while the ledger answers),
+    committed before the answer leaves; if it fails, nothing is disclosed."""
+    with unit_of_work(node.sessions) as session:
+        audit.record(
+            session,
+            principal,
+            action,
+            now_ms=ctx.now_ms,
+            request_id=ctx.request_id,
+            object=loaded.version.full_id,
+            personal_data=True,
+        )
 
 
 @router.get(
     "/v1/licenses/{license_id}/proof",
-    responses={200: {"content": {BUNDLE_MEDIA_TYPE: {}}, "description": "a licledger-proof/1 bundle"}, **PROOF_ERRORS},
+    responses=BUNDLE_RESPONSES,
     response_class=Response,
 )
 def get_proof(
     request: Request,
     license_id: LicenseIdPath,
     principal: Caller,
-    session: SessionDep,
+    session: ReadSessionDep,
     proofs: ProofsDep,
+    node: NodeDep,
     ctx: Ctx,
     view: View = None,
 ) -> Response:
@@ -131,19 +184,37 @@ def get_proof(
         loaded, disclose = _prepare(session, principal, license_id, view, request, "proof")
     except Referral as ref:
         return ref.response
-    bundle = proofs.bundle(session, loaded, disclose=disclose)
-    if disclose:
-        audit.record(
-            session,
-            principal,
-            "license.proof",
-            now_ms=ctx.now_ms,
-            request_id=ctx.request_id,
-            object=loaded.version.full_id,
-            personal_data=True,
-        )
-        session.commit()
-    return Response(bundle.to_json(), media_type=BUNDLE_MEDIA_TYPE)
+    return _bundle_response(session, proofs, node, ctx, principal, loaded, disclose)
+
+
+CommitmentPath = Annotated[
+    str,
+    Path(
+        pattern=f"^{COMMITMENT_HEX}$",
+        description="A license version's commitment: SM3(salt || canonical document), 64 hex digits.",
+    ),
+]
+
+
+@router.get(
+    "/v1/commitments/{commitment}/proof",
+    responses=BUNDLE_RESPONSES,
+    response_class=Response,
+)
+def get_proof_by_commitment(
+    commitment: CommitmentPath,
+    principal: Caller,
+    session: ReadSessionDep,
+    proofs: ProofsDep,
+    node: NodeDep,
+    ctx: Ctx,
+    view: View = None,
+) -> Response:
+    """The proof bundle of the license version that committed to ``commitment``: the same bundle, views, audit
+    and 425s as ``GET /v1/licenses/{id}/proof`` for that version's full identifier. 404 if this node holds no
+    such version (a commitment does not name its issuer, so there is no referral)."""
+    loaded = queries.load(session, queries.ref_by_commitment(session, bytes.fromhex(commitment)))
+    return _bundle_response(session, proofs, node, ctx, principal, loaded, _disclose(principal, loaded, view))
 
 
 @router.get(
@@ -155,7 +226,7 @@ def get_voucher(
     request: Request,
     license_id: LicenseIdPath,
     principal: Caller,
-    session: SessionDep,
+    session: ReadSessionDep,
     proofs: ProofsDep,
     node: NodeDep,
     ctx: Ctx,
@@ -184,16 +255,7 @@ def get_voucher(
         printed_ms=ctx.now_ms,
     )
     if disclose:
-        audit.record(
-            session,
-            principal,
-            "license.voucher",
-            now_ms=ctx.now_ms,
-            request_id=ctx.request_id,
-            object=loaded.version.full_id,
-            personal_data=True,
-        )
-        session.commit()
+        _audit_disclosure(node, principal, ctx, loaded, "license.voucher")
     filename = loaded.version.full_id.replace(".", "_") + ".pdf"
     return Response(
         pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{filename}"'}

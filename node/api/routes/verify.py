@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, Response
 from core.bundle import ProofBundle, QrReference
 from node import queries
 from node.access import Principal
-from node.api.deps import CurrentPrincipal, NodeDep, PublicRateLimit, SessionDep
+from node.api.deps import CurrentPrincipal, NodeDep, PublicRateLimit, ReadSessionDep
 from node.api.ratelimit import TokenBucket
 from node.api.routes.licenses import ERRORS
 from node.api.routes.proofs import PROOF_ERRORS, ProofsDep
@@ -119,9 +119,9 @@ MaxAge = Annotated[
 
 
 def _release(session: Any) -> None:
-    """End the session's read transaction before the CPU work. On SQLite every transaction is ``BEGIN IMMEDIATE``
-    (node/db/engine.py), so an open one would hold the database's write lock through the verification and queue
-    every other authenticated request behind SQLite's busy back-off (seconds of tail latency under load)."""
+    """End the session's read transaction before the CPU work. The routes read in a read-only session (on SQLite
+    a DEFERRED transaction, node/db/engine.py), so they never hold the write lock, not even while the ledger
+    answers a license's status proof; ending the transaction early also lets SQLite checkpoint its WAL past it."""
     session.rollback()
 
 
@@ -160,6 +160,21 @@ class _Work:
         _release(self.session)
         return bundle
 
+    def resolve_commitment(self, commitment: bytes) -> ProofBundle | bytes:
+        """The public-view bundle of this node's license version with ``commitment`` (a commitment names no issuer,
+        so there is no forwarding: 404 when this node holds none)."""
+        loaded = queries.load(self.session, queries.ref_by_commitment(self.session, commitment))
+        bundle = self.proofs.bundle(self.session, loaded, disclose=False)
+        _release(self.session)
+        return bundle
+
+    def request(self, body: bytes, *, personal: bool) -> dict[str, Any]:
+        """``POST /v1/verify``'s answer to ``body`` (:func:`verifier.service.verify_request`) with this node's ways
+        of verifying and of finding bundles."""
+        return verify_request(
+            body, self.verify, self.resolve, personal=personal, resolve_commitment=self.resolve_commitment
+        )
+
     def resolve_reference(self, ref: QrReference) -> ProofBundle | bytes:
         try:
             return self.resolve(ref.license_id)
@@ -176,14 +191,15 @@ def verify(
     body: Body,
     principal: VerifierCaller,
     verifier: VerifierDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     proofs: ProofsDep,
     node: NodeDep,
     max_age_ms: MaxAge = None,
 ) -> JSONResponse:
-    """Verify a proof bundle, a batch ``{"bundles": [...]}`` or one of this node's licenses ``{"license_id"}``."""
+    """Verify a proof bundle, a batch ``{"bundles": [...]}``, a license ``{"license_id"}`` (this node's, or fetched
+    from the issuer's node) or one of this node's license versions by its commitment ``{"commitment"}``."""
     work = _Work(verifier, session, proofs, node, max_age_ms)
-    return JSONResponse(verify_request(body, work.verify, work.resolve, personal=principal.role in PERSONAL))
+    return JSONResponse(work.request(body, personal=principal.role in PERSONAL))
 
 
 @router.post("/v1/verify/qr", responses=VERIFY_ERRORS, openapi_extra=IMAGE_BODY)
@@ -191,7 +207,7 @@ def verify_qr(
     body: Body,
     principal: VerifierCaller,
     verifier: VerifierDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     proofs: ProofsDep,
     node: NodeDep,
     max_age_ms: MaxAge = None,
@@ -206,13 +222,14 @@ def public_verify(
     body: Body,
     _: PublicRateLimit,
     verifier: VerifierDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     proofs: ProofsDep,
     node: NodeDep,
 ) -> JSONResponse:
-    """The web page's check: a bundle or ``{"license_id"}``, no credential; personal data masked."""
+    """The web page's check: a bundle, ``{"license_id"}`` or ``{"commitment"}``, no credential; personal data
+    masked."""
     work = _Work(verifier, session, proofs, node, None)
-    return JSONResponse(verify_request(body, work.verify, work.resolve, personal=False))
+    return JSONResponse(work.request(body, personal=False))
 
 
 @router.post("/v1/public/verify/qr", responses=VERIFY_ERRORS, openapi_extra=IMAGE_BODY)
@@ -220,7 +237,7 @@ def public_verify_qr(
     body: Body,
     _: PublicRateLimit,
     verifier: VerifierDep,
-    session: SessionDep,
+    session: ReadSessionDep,
     proofs: ProofsDep,
     node: NodeDep,
 ) -> JSONResponse:
