@@ -36,7 +36,7 @@ from fabric_chaincode_python.fabric_shim.utils import (  # type: ignore[import-u
     MIN_UNICODE_RUNE_VALUE,
     validate_composite_key_attribute,
 )
-from google.protobuf.timestamp_pb2 import Timestamp  # type: ignore[import-untyped]
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from chaincode.contract import QUERIES, LicenseRegistry
 from chaincode.errors import QueryError, Reason, split_reason

@@ -27,7 +27,7 @@ from node.db.engine import make_engine, make_read_sessionmaker, make_sessionmake
 from node.db.migrate import upgrade
 from node.directory import NodeDirectory
 from node.errors import RotationPendingError
-from node.ledger import LedgerClient
+from node.ledger import Ledger, LedgerClient
 from node.settings import NodeSettings
 from node.tokens import NodeSecrets, load_secret_file
 
@@ -51,7 +51,7 @@ class NodeContext:
     """The key loaded at start; read :attr:`signing_key`, which follows a rotation."""
     secrets: NodeSecrets
     clock: Callable[[], int] = field(default=now_ms)
-    ledger: LedgerClient | None = None
+    ledger: Ledger | None = None
     """The shared ledger (:mod:`node.ledger`), when the settings name its peers and network id."""
     key_file: KeyFile | None = None
     """Where the key comes from; when set, a replaced key file is adopted (key rotation)."""
@@ -100,6 +100,28 @@ class NodeContext:
         self.engine.dispose()
 
 
+def open_ledger(settings: NodeSettings) -> Ledger | None:
+    """The ledger ``settings`` name (embedded peers or a Fabric gateway), or ``None`` if the node has none."""
+    if not settings.has_ledger or settings.network_id is None:
+        return None
+    if settings.ledger_backend == "fabric":
+        from network.fabric_gateway import FabricGateway, FabricIdentity
+        from node.fabric_ledger import FabricLedger
+
+        assert settings.fabric_gateway and settings.fabric_msp_id and settings.fabric_msp_dir  # the settings' rule
+        gateway = FabricGateway(
+            settings.fabric_gateway,
+            FabricIdentity.from_msp_dir(settings.fabric_msp_id, settings.fabric_msp_dir),
+            channel=settings.fabric_channel,
+            chaincode=settings.fabric_chaincode,
+            tls_root_cert=None if settings.fabric_tls_ca is None else settings.fabric_tls_ca.read_bytes(),
+            server_name=settings.fabric_server_name,
+            timeout=settings.ledger_timeout_s,
+        )
+        return FabricLedger(gateway, settings.network_id)
+    return LedgerClient(settings.ledger_url_list, settings.network_id, timeout=settings.ledger_timeout_s)
+
+
 def open_node(settings: NodeSettings, *, migrate: bool = True) -> NodeContext:
     """Load the node in ``settings.dir``: decrypt key and secret, migrate, connect.
 
@@ -119,9 +141,7 @@ def open_node(settings: NodeSettings, *, migrate: bool = True) -> NodeContext:
     except BaseException:
         engine.dispose()
         raise
-    ledger = None
-    if settings.ledger_url_list and settings.network_id:
-        ledger = LedgerClient(settings.ledger_url_list, settings.network_id, timeout=settings.ledger_timeout_s)
+    ledger = open_ledger(settings)
     return NodeContext(
         settings,
         engine,

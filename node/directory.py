@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from core.divisions import PROVINCES
 from core.errors import LicledgerError
 from core.transactions import announce_node, node_url_problem
-from node.ledger import LedgerClient, LedgerRequestError, LedgerUnavailableError
+from node.ledger import Ledger, LedgerRequestError, LedgerUnavailableError
 from node.settings import NodeSettings
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class NodeDirectory:
     def __init__(
         self,
         settings: NodeSettings,
-        ledger: LedgerClient | None,
+        ledger: Ledger | None,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

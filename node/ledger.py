@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,8 +90,73 @@ class Committed:
         )
 
 
-class LedgerClient:
-    """The ledger as the node sees it: ``urls`` of peers of one network (``network_id``), in preference order.
+class Ledger(ABC):
+    """The ledger as the node sees it, whatever runs it: the embedded network (:class:`LedgerClient`) or
+    Hyperledger Fabric (:class:`node.fabric_ledger.FabricLedger`). ``network_id`` is the SM3 of its genesis."""
+
+    network_id: str
+
+    @abstractmethod
+    def submit(self, envelopes: Sequence[bytes], *, timeout: float | None = None) -> list[Committed]:
+        """Order ``envelopes`` and wait for them; one :class:`Committed` each, in order (rule 2)."""
+
+    @abstractmethod
+    def committed(self, tx_id: str) -> Committed | None:
+        """The first committed record of ``tx_id`` (the valid one, for a replayed transaction), or ``None``."""
+
+    @abstractmethod
+    def query(self, function: str, *args: str) -> Any:
+        """A contract query's JSON answer (docs/chaincode.md, "Queries"); ``None`` when it answers NOT_FOUND."""
+
+    def latest_final_checkpoint(self) -> dict[str, Any] | None:
+        """``GetLatestFinalCheckpoint``: the newest quorum-cosigned checkpoint with its note, or ``None``."""
+        answer = self.query("GetLatestFinalCheckpoint")
+        if answer is None or not answer.get("final") or not answer.get("note"):
+            return None
+        result: dict[str, Any] = answer
+        return result
+
+    def member(self, name: str) -> MemberRecord | None:
+        """The member's current record (``GetMember`` at the newest state), parsed."""
+        answer = self.query("GetMember", name, "")
+        if answer is None or answer.get("record") is None:
+            return None
+        try:
+            return MemberRecord.from_dict(answer["record"])
+        except FormatError as exc:
+            raise LedgerRequestError(None, "MALFORMED_ANSWER", f"GetMember {name}: {exc}") from None
+
+    def check_member(self, name: str, key_id: str, authority_uscc: str, at_ms: int) -> MemberRecord:
+        """Rule 3: ``key_id`` is a key of member ``name`` valid at ``at_ms`` and ``authority_uscc`` one of its
+        issuers; :class:`MembershipError` otherwise."""
+        record = self.member(name)
+        if record is None:
+            raise MembershipError("the ledger has no such member", member=name, key_id=key_id, listed=[])
+        key = record.key(key_id)
+        listed = [k.key_id for k in record.keys]
+        if key is None:
+            raise MembershipError(
+                "the node's signing key is not a key of its member", member=name, key_id=key_id, listed=listed
+            )
+        if not key.valid_at(at_ms):
+            raise MembershipError(
+                "the node's signing key is not valid now (retired or not yet valid)",
+                member=name,
+                key_id=key_id,
+                listed=listed,
+            )
+        if authority_uscc not in record.issuers:
+            raise MembershipError(
+                f"the issuing authority {authority_uscc} is not one of the member's issuers",
+                member=name,
+                key_id=key_id,
+                listed=list(record.issuers),
+            )
+        return record
+
+
+class LedgerClient(Ledger):
+    """The embedded ledger as the node sees it: ``urls`` of peers of one network (``network_id``), in preference order.
 
     Thread-safe: the web app's request threads and the anchoring job share one client.
     """
@@ -182,49 +248,3 @@ class LedgerClient:
             return json.loads(raw)
 
         return self._call(function, go)
-
-    def latest_final_checkpoint(self) -> dict[str, Any] | None:
-        """``GetLatestFinalCheckpoint``: the newest quorum-cosigned checkpoint with its note, or ``None``."""
-        answer = self.query("GetLatestFinalCheckpoint")
-        if answer is None or not answer.get("final") or not answer.get("note"):
-            return None
-        result: dict[str, Any] = answer
-        return result
-
-    def member(self, name: str) -> MemberRecord | None:
-        """The member's current record (``GetMember`` at the newest state), parsed."""
-        answer = self.query("GetMember", name, "")
-        if answer is None or answer.get("record") is None:
-            return None
-        try:
-            return MemberRecord.from_dict(answer["record"])
-        except FormatError as exc:
-            raise LedgerRequestError(None, "MALFORMED_ANSWER", f"GetMember {name}: {exc}") from None
-
-    def check_member(self, name: str, key_id: str, authority_uscc: str, at_ms: int) -> MemberRecord:
-        """Rule 3: ``key_id`` is a key of member ``name`` valid at ``at_ms`` and ``authority_uscc`` one of its
-        issuers; :class:`MembershipError` otherwise."""
-        record = self.member(name)
-        if record is None:
-            raise MembershipError("the ledger has no such member", member=name, key_id=key_id, listed=[])
-        key = record.key(key_id)
-        listed = [k.key_id for k in record.keys]
-        if key is None:
-            raise MembershipError(
-                "the node's signing key is not a key of its member", member=name, key_id=key_id, listed=listed
-            )
-        if not key.valid_at(at_ms):
-            raise MembershipError(
-                "the node's signing key is not valid now (retired or not yet valid)",
-                member=name,
-                key_id=key_id,
-                listed=listed,
-            )
-        if authority_uscc not in record.issuers:
-            raise MembershipError(
-                f"the issuing authority {authority_uscc} is not one of the member's issuers",
-                member=name,
-                key_id=key_id,
-                listed=list(record.issuers),
-            )
-        return record

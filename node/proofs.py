@@ -47,7 +47,7 @@ from core.licenses import in_province, parse_document
 from node.context import NodeContext
 from node.db.models import AnchorReceipt, LicenseVersion, Outbox
 from node.errors import NodeError, NotFoundError
-from node.ledger import LedgerClient, LedgerRequestError, LedgerUnavailableError
+from node.ledger import Ledger, LedgerRequestError, LedgerUnavailableError
 from node.queries import LicenseRef, Loaded
 from node.settings import NodeSettings
 
@@ -104,7 +104,7 @@ class ProofService:
         self._any_members: _Lru[tuple[str, int], dict[str, Any]] = _Lru(1024)
 
     @property
-    def ledger(self) -> LedgerClient:
+    def ledger(self) -> Ledger:
         if self.node.ledger is None:
             raise NoLedgerError("this node has not joined a ledger: no proofs, no checkpoints")
         return self.node.ledger
@@ -275,7 +275,7 @@ def batch_leaf_hashes(session: Session, batch_seq: int) -> list[bytes]:
 
 
 def issuer_nodes(
-    settings: NodeSettings, ledger: LedgerClient | None, ref: LicenseRef, directory: Mapping[str, str] | None = None
+    settings: NodeSettings, ledger: Ledger | None, ref: LicenseRef, directory: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The other provinces' nodes (``{province: url}`` from ``directory``: the node's :class:`~node.directory.
     NodeDirectory`, by default ``LICLEDGER_NODE_DIRECTORY`` alone) that may hold the

@@ -70,6 +70,18 @@ class NodeSettings(BaseSettings):
     ledger_urls: str | None = Field(default=None, description="Comma-separated peer URLs, own member's first.")
     network_id: str | None = Field(default=None, description="SM3 (hex) of the ledger's genesis.")
     ledger_timeout_s: float = Field(default=30.0, gt=0, le=300, description="Wait for a commit, per request.")
+    ledger_backend: Literal["embedded", "fabric"] = Field(
+        default="embedded", description="Where the ledger runs: the embedded network's peers or Hyperledger Fabric."
+    )
+    fabric_gateway: str | None = Field(default=None, description="Fabric: the peer's Gateway endpoint, host:port.")
+    fabric_msp_id: str | None = Field(default=None, description="Fabric: the MSP id of the node's identity.")
+    fabric_msp_dir: Path | None = Field(
+        default=None, description="Fabric: the node identity's MSP directory (signcerts/*.pem, keystore/)."
+    )
+    fabric_tls_ca: Path | None = Field(default=None, description="Fabric: PEM of the peer's TLS CA (TLS on).")
+    fabric_server_name: str | None = Field(default=None, description="Fabric: the peer's name in its certificate.")
+    fabric_channel: str = Field(default="licledger", min_length=1, description="Fabric: the channel.")
+    fabric_chaincode: str = Field(default="licledger", min_length=1, description="Fabric: the chaincode's name.")
     anchor_in_process: bool = Field(default=True, description="`node serve` runs the anchoring scheduler.")
     anchor_interval_ms: int = Field(default=1000, ge=50, description="Anchoring worker: time between passes.")
     reconcile_interval_s: int = Field(default=600, ge=0, description="In-process reconciliation; 0 = off.")
@@ -127,8 +139,23 @@ class NodeSettings(BaseSettings):
             parse_node_directory(value)
         return value
 
+    @field_validator("fabric_gateway")
+    @classmethod
+    def _gateway(cls, value: str | None) -> str | None:
+        if value is not None and re.fullmatch(_HOST_PORT, value) is None:
+            raise ValueError("must be host:port (the Fabric peer's Gateway endpoint)")
+        return value
+
     @model_validator(mode="after")
     def _secure(self) -> Self:
+        if self.ledger_backend == "fabric":
+            missing = [
+                f"LICLEDGER_{name.upper()}"
+                for name in ("fabric_gateway", "fabric_msp_id", "fabric_msp_dir")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError("the Fabric ledger needs " + ", ".join(missing))
         if not in_province(self.authority_uscc[2:8], self.province):
             raise ValueError(f"authority_uscc is registered outside province {self.province}")
         if self.kek is not None:
@@ -149,6 +176,8 @@ class NodeSettings(BaseSettings):
             problems.append("the public rate limit must be on (rate and burst above 0)")
         if self.host in ("0.0.0.0", "::", "") and not self.allow_public_bind:  # noqa: S104
             problems.append("binding all interfaces needs LICLEDGER_ALLOW_PUBLIC_BIND=true")
+        if self.ledger_backend == "fabric" and self.fabric_tls_ca is None:
+            problems.append("the Fabric gateway needs TLS: set LICLEDGER_FABRIC_TLS_CA")
         if problems:
             raise ValueError("insecure settings outside development mode: " + "; ".join(problems))
         return self
@@ -177,6 +206,13 @@ class NodeSettings(BaseSettings):
         return [u.strip() for u in (self.ledger_urls or "").split(",") if u.strip()]
 
     @property
+    def has_ledger(self) -> bool:
+        """Whether the node is joined to a ledger (a network id and peers or a Fabric gateway)."""
+        if not self.network_id:
+            return False
+        return self.fabric_gateway is not None if self.ledger_backend == "fabric" else bool(self.ledger_url_list)
+
+    @property
     def node_url(self) -> str:
         """Where verifiers reach this node (voucher QR codes): ``public_url`` or the bind address."""
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
@@ -193,6 +229,9 @@ class NodeSettings(BaseSettings):
     @property
     def secret_file(self) -> Path:
         return self.dir / SECRET_FILE
+
+
+_HOST_PORT = r"[A-Za-z0-9.\-]+:[0-9]{1,5}|\[[0-9A-Fa-f:]+\]:[0-9]{1,5}"
 
 
 def parse_node_directory(text: str) -> dict[str, str]:

@@ -59,7 +59,7 @@ from node.context import NodeContext
 from node.db.engine import unit_of_work
 from node.db.models import AnchorBatch, Outbox
 from node.errors import ConflictError, RotationPendingError
-from node.ledger import Committed, LedgerClient, LedgerUnavailableError, MembershipError
+from node.ledger import Committed, Ledger, LedgerUnavailableError, MembershipError
 from node.proofs import batch_leaf_hashes
 
 log = logging.getLogger("licledger.anchor")
@@ -132,7 +132,7 @@ class AnchorWorker:
     def __init__(
         self,
         node: NodeContext,
-        ledger: LedgerClient | None = None,
+        ledger: Ledger | None = None,
         *,
         on_step: Callable[[str, dict[str, Any]], None] = _no_step,
     ) -> None:

@@ -40,7 +40,7 @@ from core.consortium import Genesis, MemberRecord
 from core.divisions import PROVINCES
 from core.errors import DocumentError, FormatError, LicledgerError
 from core.smt import SparseProof
-from node.ledger import LedgerClient, LedgerRequestError, LedgerUnavailableError
+from node.ledger import Ledger, LedgerRequestError, LedgerUnavailableError
 from verifier.core import Verdict, verify_bundle
 from verifier.trust import ConsistencyError, TrustRoot, TrustRootError
 
@@ -89,9 +89,7 @@ class TrustedCheckpoint:
 class NodeVerifier:
     """Rules 1-4 for one node; thread-safe (the web app's worker threads share one)."""
 
-    def __init__(
-        self, ledger: LedgerClient, *, refresh_ms: int = 1000, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, ledger: Ledger, *, refresh_ms: int = 1000, clock: Callable[[], float] = time.monotonic) -> None:
         self.ledger = ledger
         self.refresh_ms = refresh_ms
         self._clock = clock

@@ -1,0 +1,163 @@
+"""The node's ledger on Hyperledger Fabric: :class:`node.ledger.Ledger` over a peer's Gateway service.
+
+The node works the same on either backend (node.ledger, rules 1-3); this module maps the three operations onto
+Fabric (network.fabric_gateway) so that the anchoring job, proofs, reconciliation and key rotation run unchanged.
+Rules:
+
+1. **One envelope, one Fabric transaction id per attempt.** Each licledger envelope is proposed with the nonce
+   ``"licledger/" || tx_id || attempt`` (tx_id: the envelope's SM3 transaction id, 32 bytes; attempt: one byte)
+   and the envelope's own timestamp as the proposal time (the contract requires the two to agree within its
+   skew, chaincode.contract step 2, so an envelope resubmitted an hour later is still acceptable). The Fabric
+   transaction id ``SHA-256(nonce || creator)`` is therefore a function of the envelope, the node's Fabric
+   identity and the attempt: resubmitting after a lost answer is Fabric's duplicate, which Fabric refuses, and
+   the verdict is the first commit, found where it landed (applied once, as on the embedded ledger); and
+   :meth:`FabricLedger.committed` finds an envelope's transaction without any index of its own (``qscc``
+   ``GetBlockByTxID`` for attempts 0, 1, ... until one is missing).
+2. **What Fabric refuses.** The contract refuses a bad envelope during endorsement: nothing reaches a block, and
+   the verdict is ``valid=False`` with the contract's reason and ``block = index = -1``. A transaction that
+   reaches a block invalid for Fabric's own reasons (``MVCC_READ_CONFLICT``: another province's transaction in
+   the same block wrote the shared log keys, docs/chaincode.md) is resubmitted as the next attempt, at most
+   :data:`MAX_ATTEMPTS` times; any other code is the verdict (``reason`` = the validation code).
+3. **Transport.** A gateway that does not answer is :class:`~node.ledger.LedgerUnavailableError` (retry later;
+   rule 2 of node.ledger makes that safe); a refused query is :class:`~node.ledger.LedgerRequestError` with the
+   contract's reason, and ``NOT_FOUND`` is ``None``.
+
+The node's Fabric identity (an MSP's certificate and ECDSA key, as Fabric's CA or cryptogen issue them) only
+gets the transaction onto Fabric; what the ledger accepts is decided by the SM2 signatures inside the envelope.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from core.transactions import Envelope
+from network.fabric_gateway import (
+    FabricCommitError,
+    FabricGateway,
+    FabricGatewayError,
+    FabricUnavailableError,
+)
+from node.ledger import QUERY_NOT_FOUND, Committed, Ledger, LedgerRequestError, LedgerUnavailableError
+
+__all__ = ["MAX_ATTEMPTS", "FabricLedger", "fabric_nonce"]
+
+MAX_ATTEMPTS = 8
+RESUBMIT = frozenset({"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"})
+_NONCE_PREFIX = b"licledger/"
+
+
+def fabric_nonce(tx_id: str, attempt: int) -> bytes:
+    """Rule 1: the proposal nonce of envelope ``tx_id`` (64 hex digits) at ``attempt``."""
+    if not 0 <= attempt < MAX_ATTEMPTS:
+        raise ValueError(f"attempt must be in 0..{MAX_ATTEMPTS - 1}")
+    return _NONCE_PREFIX + bytes.fromhex(tx_id) + bytes([attempt])
+
+
+class FabricLedger(Ledger):
+    """The ledger on Fabric through ``gateway`` (its channel and chaincode), for network ``network_id``.
+
+    Thread-safe: submissions are serialised (one at a time, as each waits for its block), queries are not.
+    """
+
+    def __init__(self, gateway: FabricGateway, network_id: str) -> None:
+        if len(network_id) != 64:
+            raise ValueError("network_id must be the 64-hex-digit SM3 of the genesis")
+        self.gateway = gateway
+        self.network_id = network_id
+        self._submitting = threading.Lock()
+
+    @property
+    def urls(self) -> list[str]:
+        return []
+
+    def _unavailable(self, exc: FabricUnavailableError) -> LedgerUnavailableError:
+        return LedgerUnavailableError([f"Fabric gateway: {exc}"])
+
+    # --- rule 1 and 2 ---
+
+    def submit(self, envelopes: Sequence[bytes], *, timeout: float | None = None) -> list[Committed]:
+        with self._submitting:
+            return [self._submit_one(e, timeout) for e in envelopes]
+
+    def _submit_one(self, envelope: bytes, timeout: float | None) -> Committed:
+        parsed = Envelope.from_bytes(envelope)
+        tx_id = parsed.tx_id
+        text = envelope.decode("utf-8")
+        for attempt in range(MAX_ATTEMPTS):
+            nonce = fabric_nonce(tx_id, attempt)
+            try:
+                commit = self.gateway.submit(
+                    "Submit", text, timeout=timeout, nonce=nonce, timestamp_ms=parsed.tx.timestamp_ms
+                )
+            except FabricUnavailableError as exc:
+                raise self._unavailable(exc) from None
+            except FabricCommitError as exc:
+                if exc.validation_code in RESUBMIT and attempt + 1 < MAX_ATTEMPTS:
+                    continue
+                return Committed(tx_id, exc.block_number, -1, False, exc.validation_code, str(exc))
+            except FabricGatewayError as exc:
+                if exc.reason is None and "duplicate" in str(exc).lower():
+                    # this very attempt is on the ledger already (a lost answer): report where it landed
+                    found = self._attempt(tx_id, attempt)
+                    if found is not None:
+                        if found.valid or found.reason not in RESUBMIT:
+                            return found
+                        continue
+                if exc.reason is None:
+                    raise LedgerRequestError(None, None, str(exc)) from None
+                return Committed(tx_id, -1, -1, False, exc.reason, str(exc))
+            found = self._attempt(tx_id, attempt)
+            if found is None:  # committed a moment ago, so a block holds it: a peer that says not is broken
+                raise LedgerUnavailableError([f"Fabric transaction {commit.tx_id} committed but not found"])
+            return found
+        raise LedgerRequestError(None, "MVCC_READ_CONFLICT", f"{tx_id}: conflicted in {MAX_ATTEMPTS} attempts")
+
+    def _attempt(self, tx_id: str, attempt: int) -> Committed | None:
+        fabric_tx = self.gateway.transaction_id(fabric_nonce(tx_id, attempt))
+        try:
+            found = self.gateway.find_transaction(fabric_tx)
+        except FabricUnavailableError as exc:
+            raise self._unavailable(exc) from None
+        except FabricGatewayError as exc:
+            raise LedgerRequestError(None, exc.reason, str(exc)) from None
+        if found is None:
+            return None
+        valid = found.validation_code == "VALID"
+        return Committed(
+            tx_id,
+            found.block_number,
+            found.index,
+            valid,
+            None if valid else found.validation_code,
+            None if valid else f"Fabric marked transaction {fabric_tx} {found.validation_code}",
+        )
+
+    def committed(self, tx_id: str) -> Committed | None:
+        first_invalid = None
+        for attempt in range(MAX_ATTEMPTS):
+            found = self._attempt(tx_id, attempt)
+            if found is None:
+                break
+            if found.valid:
+                return found
+            first_invalid = first_invalid or found
+        return first_invalid
+
+    # --- rule 3 ---
+
+    def query(self, function: str, *args: str) -> Any:
+        try:
+            raw = self.gateway.evaluate(function, *args)
+        except FabricUnavailableError as exc:
+            raise self._unavailable(exc) from None
+        except FabricGatewayError as exc:
+            if exc.reason == QUERY_NOT_FOUND:
+                return None
+            raise LedgerRequestError(None, exc.reason, str(exc)) from None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise LedgerUnavailableError([f"Fabric gateway: malformed answer to {function}"]) from None

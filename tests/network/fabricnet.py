@@ -1,0 +1,409 @@
+"""A real Hyperledger Fabric network on loopback for the tests: one Raft orderer, one peer, one channel, and the
+license-registry contract deployed as chaincode-as-a-service (``python -m chaincode``).
+
+Nothing of Fabric is in this repository. The tests use Fabric's own binaries and default configuration as a
+Fabric release lays them out (``bin/`` with ``peer``, ``orderer``, ``configtxgen``, ``cryptogen``, ``osnadmin``
+and ``config/`` with ``core.yaml`` and ``orderer.yaml``), found through ``LICLEDGER_FABRIC_HOME`` or, failing
+that, ``peer`` on the PATH with ``config/`` beside its ``bin/``; the tests are skipped, saying so, when there is
+none (docs/chaincode.md, "Running on Fabric", says how to get them). What is written here is licledger's own
+network definition: the organisations for ``cryptogen``, the channel profile for ``configtxgen``, the
+chaincode package (``ccaas`` type, a ``connection.json``) and the external builder that releases it, and the
+environment each process runs with (TLS on everywhere, as Raft requires).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FABRIC_TOOLS = ("peer", "orderer", "configtxgen", "cryptogen", "osnadmin")
+CHANNEL = "licledger"
+CHAINCODE = "licledger"
+ORG = "Org1MSP"
+ORG_DOMAIN = "org1.licledger.test"
+ORDERER_DOMAIN = "licledger.test"
+
+
+def fabric_home() -> Path | None:
+    """Fabric's release layout (``bin/`` and ``config/``) if this machine has one, else ``None``."""
+    env = os.environ.get("LICLEDGER_FABRIC_HOME")
+    candidates = [Path(env)] if env else []
+    peer = shutil.which("peer")
+    if peer:
+        candidates.append(Path(peer).resolve().parent.parent)
+    for home in candidates:
+        if all((home / "bin" / t).is_file() for t in FABRIC_TOOLS) and (home / "config" / "core.yaml").is_file():
+            return home
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args[0]} exited ({proc.returncode}):\n{log.read_text()[-3000:]}") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"port {port} did not open:\n{log.read_text()[-3000:]}") from None
+            time.sleep(0.2)
+
+
+CRYPTO_CONFIG = f"""
+OrdererOrgs:
+  - Name: Orderer
+    Domain: {ORDERER_DOMAIN}
+    EnableNodeOUs: true
+    Specs:
+      - Hostname: orderer
+        SANS: [127.0.0.1, localhost]
+PeerOrgs:
+  - Name: Org1
+    Domain: {ORG_DOMAIN}
+    EnableNodeOUs: true
+    Template:
+      Count: 1
+      SANS: [127.0.0.1, localhost]
+    Users:
+      Count: 1
+"""
+
+
+def configtx(root: Path, orderer_port: int) -> str:
+    orderer_tls = root / "crypto/ordererOrganizations" / ORDERER_DOMAIN / "orderers" / f"orderer.{ORDERER_DOMAIN}"
+    return f"""
+Organizations:
+  - &OrdererOrg
+    Name: OrdererOrg
+    ID: OrdererMSP
+    MSPDir: {root}/crypto/ordererOrganizations/{ORDERER_DOMAIN}/msp
+    Policies:
+      Readers: {{Type: Signature, Rule: "OR('OrdererMSP.member')"}}
+      Writers: {{Type: Signature, Rule: "OR('OrdererMSP.member')"}}
+      Admins: {{Type: Signature, Rule: "OR('OrdererMSP.admin')"}}
+    OrdererEndpoints: ["127.0.0.1:{orderer_port}"]
+  - &Org1
+    Name: {ORG}
+    ID: {ORG}
+    MSPDir: {root}/crypto/peerOrganizations/{ORG_DOMAIN}/msp
+    Policies:
+      Readers: {{Type: Signature, Rule: "OR('{ORG}.admin', '{ORG}.peer', '{ORG}.client')"}}
+      Writers: {{Type: Signature, Rule: "OR('{ORG}.admin', '{ORG}.client')"}}
+      Admins: {{Type: Signature, Rule: "OR('{ORG}.admin')"}}
+      Endorsement: {{Type: Signature, Rule: "OR('{ORG}.peer')"}}
+Capabilities:
+  Channel: &ChannelCapabilities {{V2_0: true}}
+  Orderer: &OrdererCapabilities {{V2_0: true}}
+  Application: &ApplicationCapabilities {{V2_0: true}}
+Application: &ApplicationDefaults
+  Organizations:
+  Policies:
+    Readers: {{Type: ImplicitMeta, Rule: "ANY Readers"}}
+    Writers: {{Type: ImplicitMeta, Rule: "ANY Writers"}}
+    Admins: {{Type: ImplicitMeta, Rule: "MAJORITY Admins"}}
+    LifecycleEndorsement: {{Type: ImplicitMeta, Rule: "MAJORITY Endorsement"}}
+    Endorsement: {{Type: ImplicitMeta, Rule: "MAJORITY Endorsement"}}
+  Capabilities: *ApplicationCapabilities
+Orderer: &OrdererDefaults
+  OrdererType: etcdraft
+  EtcdRaft:
+    Consenters:
+      - Host: 127.0.0.1
+        Port: {orderer_port}
+        ClientTLSCert: {orderer_tls}/tls/server.crt
+        ServerTLSCert: {orderer_tls}/tls/server.crt
+  BatchTimeout: 250ms
+  BatchSize: {{MaxMessageCount: 50, AbsoluteMaxBytes: 10 MB, PreferredMaxBytes: 2 MB}}
+  Organizations:
+  Policies:
+    Readers: {{Type: ImplicitMeta, Rule: "ANY Readers"}}
+    Writers: {{Type: ImplicitMeta, Rule: "ANY Writers"}}
+    Admins: {{Type: ImplicitMeta, Rule: "MAJORITY Admins"}}
+    BlockValidation: {{Type: ImplicitMeta, Rule: "ANY Writers"}}
+Channel: &ChannelDefaults
+  Policies:
+    Readers: {{Type: ImplicitMeta, Rule: "ANY Readers"}}
+    Writers: {{Type: ImplicitMeta, Rule: "ANY Writers"}}
+    Admins: {{Type: ImplicitMeta, Rule: "MAJORITY Admins"}}
+  Capabilities: *ChannelCapabilities
+Profiles:
+  LicledgerChannel:
+    <<: *ChannelDefaults
+    Orderer:
+      <<: *OrdererDefaults
+      Organizations: [*OrdererOrg]
+      Capabilities: *OrdererCapabilities
+    Application:
+      <<: *ApplicationDefaults
+      Organizations: [*Org1]
+      Capabilities: *ApplicationCapabilities
+"""
+
+
+# The external builder for chaincode-as-a-service packages (Fabric's "External Builders and Launchers"): detect a
+# ccaas package, copy its connection.json through build and release; the peer then dials the address it names.
+BUILDER = {
+    "detect": '#!/bin/sh\ngrep -q \'"type": *"ccaas"\' "$2/metadata.json"\n',
+    "build": '#!/bin/sh\nset -e\ncp "$1/connection.json" "$3/connection.json"\n',
+    "release": '#!/bin/sh\nset -e\nmkdir -p "$2/chaincode/server"\ncp "$1/connection.json" "$2/chaincode/server/"\n',
+}
+
+
+def chaincode_package(path: Path, label: str, address: str) -> None:
+    """A ``ccaas`` chaincode package: ``metadata.json`` and ``code.tar.gz`` holding ``connection.json``."""
+    work = path.parent / f"{label}-pkg"
+    work.mkdir()
+    (work / "connection.json").write_text(
+        json.dumps({"address": address, "dial_timeout": "10s", "tls_required": False})
+    )
+    with tarfile.open(work / "code.tar.gz", "w:gz") as tar:
+        tar.add(work / "connection.json", arcname="connection.json")
+    (work / "metadata.json").write_text(json.dumps({"type": "ccaas", "label": label}))
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(work / "metadata.json", arcname="metadata.json")
+        tar.add(work / "code.tar.gz", arcname="code.tar.gz")
+
+
+@dataclass
+class FabricNet:
+    """The running network; :func:`fabric_network` builds it."""
+
+    home: Path
+    root: Path
+    orderer_port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
+    peer_port: int = field(default_factory=free_port)
+    chaincode_port: int = field(default_factory=free_port)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    package_id: str = ""
+
+    @property
+    def crypto(self) -> Path:
+        return self.root / "crypto"
+
+    @property
+    def orderer_dir(self) -> Path:
+        return self.crypto / "ordererOrganizations" / ORDERER_DOMAIN / "orderers" / f"orderer.{ORDERER_DOMAIN}"
+
+    @property
+    def orderer_ca(self) -> Path:
+        return self.orderer_dir / "tls" / "ca.crt"
+
+    @property
+    def peer_dir(self) -> Path:
+        return self.crypto / "peerOrganizations" / ORG_DOMAIN / "peers" / f"peer0.{ORG_DOMAIN}"
+
+    @property
+    def peer_tls_ca(self) -> Path:
+        return self.peer_dir / "tls" / "ca.crt"
+
+    def user_msp(self, user: str = "User1") -> Path:
+        return self.crypto / "peerOrganizations" / ORG_DOMAIN / "users" / f"{user}@{ORG_DOMAIN}" / "msp"
+
+    @property
+    def peer_endpoint(self) -> str:
+        return f"127.0.0.1:{self.peer_port}"
+
+    def tool(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
+        full = {**os.environ, "FABRIC_CFG_PATH": str(self.home / "config"), **(env or {})}
+        out = subprocess.run(
+            [str(self.home / "bin" / args[0]), *args[1:]],
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.root,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:3])} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+        return out.stdout + out.stderr
+
+    def ordered(self, *args: str, env: dict[str, str], timeout: float = 90) -> str:
+        """A peer CLI command that sends a transaction to the orderer: retried while the channel's Raft
+        cluster has no leader yet (a fresh channel elects one after a few ticks)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.tool(*args, env=env)
+            except RuntimeError as exc:
+                if "no Raft leader" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
+        log = self.root / f"{name}.log"
+        with log.open("wb") as fh:
+            proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=fh, stderr=subprocess.STDOUT, cwd=self.root)
+        self.procs.append(proc)
+        wait_port(port, proc, log)
+
+    def admin_env(self) -> dict[str, str]:
+        """The peer CLI as Org1's admin, talking to our peer over TLS."""
+        admin = self.crypto / "peerOrganizations" / ORG_DOMAIN / "users" / f"Admin@{ORG_DOMAIN}" / "msp"
+        return {
+            "CORE_PEER_LOCALMSPID": ORG,
+            "CORE_PEER_MSPCONFIGPATH": str(admin),
+            "CORE_PEER_ADDRESS": self.peer_endpoint,
+            "CORE_PEER_TLS_ENABLED": "true",
+            "CORE_PEER_TLS_ROOTCERT_FILE": str(self.peer_tls_ca),
+        }
+
+    def orderer_flags(self) -> list[str]:
+        return ["-o", f"127.0.0.1:{self.orderer_port}", "--tls", "--cafile", str(self.orderer_ca)]
+
+    def log(self, name: str) -> str:
+        path = self.root / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextlib.contextmanager
+def fabric_network(home: Path, root: Path) -> Iterator[FabricNet]:
+    """Crypto material, the channel's genesis block, a Raft orderer joined to it through the channel
+    participation API, a peer joined to it, and the contract approved and committed (lifecycle, sequence 1)
+    and served by ``python -m chaincode``."""
+    net = FabricNet(home, root)
+    try:
+        (root / "crypto-config.yaml").write_text(CRYPTO_CONFIG)
+        net.tool("cryptogen", "generate", "--config", str(root / "crypto-config.yaml"), "--output", str(net.crypto))
+        (root / "configtx.yaml").write_text(configtx(root, net.orderer_port))
+        block = root / "genesis.block"
+        net.tool(
+            "configtxgen", "-profile", "LicledgerChannel", "-outputBlock", str(block), "-channelID", CHANNEL,
+            "-configPath", str(root),
+        )  # fmt: skip
+        tls = net.orderer_dir / "tls"
+        net.start(
+            "orderer",
+            [str(home / "bin" / "orderer")],
+            {
+                "FABRIC_CFG_PATH": str(home / "config"),
+                "FABRIC_LOGGING_SPEC": "WARNING",
+                "ORDERER_GENERAL_LISTENADDRESS": "127.0.0.1",
+                "ORDERER_GENERAL_LISTENPORT": str(net.orderer_port),
+                "ORDERER_GENERAL_LOCALMSPID": "OrdererMSP",
+                "ORDERER_GENERAL_LOCALMSPDIR": str(net.orderer_dir / "msp"),
+                "ORDERER_GENERAL_TLS_ENABLED": "true",
+                "ORDERER_GENERAL_TLS_PRIVATEKEY": str(tls / "server.key"),
+                "ORDERER_GENERAL_TLS_CERTIFICATE": str(tls / "server.crt"),
+                "ORDERER_GENERAL_TLS_ROOTCAS": f"[{tls / 'ca.crt'}]",
+                "ORDERER_GENERAL_CLUSTER_CLIENTCERTIFICATE": str(tls / "server.crt"),
+                "ORDERER_GENERAL_CLUSTER_CLIENTPRIVATEKEY": str(tls / "server.key"),
+                "ORDERER_GENERAL_CLUSTER_ROOTCAS": f"[{tls / 'ca.crt'}]",
+                "ORDERER_GENERAL_BOOTSTRAPMETHOD": "none",
+                "ORDERER_CHANNELPARTICIPATION_ENABLED": "true",
+                "ORDERER_ADMIN_LISTENADDRESS": f"127.0.0.1:{net.admin_port}",
+                "ORDERER_ADMIN_TLS_ENABLED": "true",
+                "ORDERER_ADMIN_TLS_PRIVATEKEY": str(tls / "server.key"),
+                "ORDERER_ADMIN_TLS_CERTIFICATE": str(tls / "server.crt"),
+                "ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED": "true",
+                "ORDERER_ADMIN_TLS_CLIENTROOTCAS": f"[{tls / 'ca.crt'}]",
+                "ORDERER_FILELEDGER_LOCATION": str(root / "orderer-data"),
+                "ORDERER_CONSENSUS_WALDIR": str(root / "orderer-data" / "wal"),
+                "ORDERER_CONSENSUS_SNAPDIR": str(root / "orderer-data" / "snap"),
+                "ORDERER_OPERATIONS_LISTENADDRESS": f"127.0.0.1:{free_port()}",
+                "ORDERER_METRICS_PROVIDER": "disabled",
+            },
+            net.orderer_port,
+        )
+        net.tool(
+            "osnadmin", "channel", "join", "--channelID", CHANNEL, "--config-block", str(block),
+            "-o", f"127.0.0.1:{net.admin_port}", "--ca-file", str(tls / "ca.crt"),
+            "--client-cert", str(tls / "server.crt"), "--client-key", str(tls / "server.key"),
+        )  # fmt: skip
+        builder = root / "ccaas-builder" / "bin"
+        builder.mkdir(parents=True)
+        for name, text in BUILDER.items():
+            (builder / name).write_text(text)
+            (builder / name).chmod(0o755)
+        ptls = net.peer_dir / "tls"
+        net.start(
+            "peer",
+            [str(home / "bin" / "peer"), "node", "start"],
+            {
+                "FABRIC_CFG_PATH": str(home / "config"),
+                "FABRIC_LOGGING_SPEC": "WARNING",
+                "CORE_PEER_ID": f"peer0.{ORG_DOMAIN}",
+                "CORE_PEER_ADDRESS": net.peer_endpoint,
+                "CORE_PEER_LISTENADDRESS": net.peer_endpoint,
+                "CORE_PEER_CHAINCODEADDRESS": f"127.0.0.1:{(cc_port := free_port())}",
+                "CORE_PEER_CHAINCODELISTENADDRESS": f"127.0.0.1:{cc_port}",
+                "CORE_PEER_GOSSIP_BOOTSTRAP": net.peer_endpoint,
+                "CORE_PEER_GOSSIP_EXTERNALENDPOINT": net.peer_endpoint,
+                "CORE_PEER_LOCALMSPID": ORG,
+                "CORE_PEER_MSPCONFIGPATH": str(net.peer_dir / "msp"),
+                "CORE_PEER_TLS_ENABLED": "true",
+                "CORE_PEER_TLS_CERT_FILE": str(ptls / "server.crt"),
+                "CORE_PEER_TLS_KEY_FILE": str(ptls / "server.key"),
+                "CORE_PEER_TLS_ROOTCERT_FILE": str(ptls / "ca.crt"),
+                "CORE_PEER_FILESYSTEMPATH": str(root / "peer-data"),
+                "CORE_PEER_GATEWAY_ENABLED": "true",
+                "CORE_LEDGER_SNAPSHOTS_ROOTDIR": str(root / "peer-data" / "snapshots"),
+                "CORE_OPERATIONS_LISTENADDRESS": f"127.0.0.1:{free_port()}",
+                "CORE_METRICS_PROVIDER": "disabled",
+                "CORE_VM_ENDPOINT": "",
+                "CORE_CHAINCODE_EXTERNALBUILDERS": f"[{{name: ccaas, path: {builder.parent}}}]",
+            },
+            net.peer_port,
+        )
+        admin = net.admin_env()
+        net.tool("peer", "channel", "join", "-b", str(block), env=admin)
+        package = root / "licledger.tar.gz"
+        chaincode_package(package, "licledger_1", f"127.0.0.1:{net.chaincode_port}")
+        net.tool("peer", "lifecycle", "chaincode", "install", str(package), env=admin)
+        listing = net.tool("peer", "lifecycle", "chaincode", "queryinstalled", "--output", "json", env=admin)
+        installed = json.loads(_json_of(listing))
+        net.package_id = installed["installed_chaincodes"][0]["package_id"]
+        net.start(
+            "chaincode",
+            [sys.executable, "-m", "chaincode", "--id", net.package_id, "--address", f"127.0.0.1:{net.chaincode_port}"],
+            {},
+            net.chaincode_port,
+        )
+        common = ["--channelID", CHANNEL, "--name", CHAINCODE, "--version", "1", "--sequence", "1"]
+        net.ordered(
+            "peer", "lifecycle", "chaincode", "approveformyorg", *net.orderer_flags(), *common,
+            "--package-id", net.package_id, env=admin,
+        )  # fmt: skip
+        net.ordered(
+            "peer", "lifecycle", "chaincode", "commit", *net.orderer_flags(), *common,
+            "--peerAddresses", net.peer_endpoint, "--tlsRootCertFiles", str(net.peer_tls_ca), env=admin,
+        )  # fmt: skip
+        yield net
+    finally:
+        net.stop()
+
+
+def _json_of(text: str) -> str:
+    """The JSON object in a peer CLI output that may be preceded by log lines."""
+    return text[text.index("{") : text.rindex("}") + 1]

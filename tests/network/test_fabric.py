@@ -1,0 +1,221 @@
+"""The license-registry contract on a real Hyperledger Fabric network (orderer, peer, chaincode-as-a-service),
+driven through the peer's Gateway service by :mod:`network.fabric_gateway`.
+
+What it shows: the same contract the embedded ledger runs accepts an SM2-signed genesis, batches and status
+changes on Fabric, refuses forged and replayed envelopes with the same reasons (as endorsement errors, so nothing
+reaches a block), and answers queries whose RFC 9162 proofs and sparse-tree status proofs verify. Needs Fabric's
+binaries (tests/network/fabricnet.py); skipped, saying why, on a machine without them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, fabric_home, fabric_network
+
+from chaincode.anchoring import status_tree_key
+from core.codes import TYPE_CODE_OF, LicenseId, LicenseKind
+from core.commitment import leaf_data
+from core.consortium import Consortium, build_consortium
+from core.hashing import sm3
+from core.merkle import MerkleTree, leaf_hash, verify_inclusion
+from core.smt import SparseProof, verify_sparse_proof
+from core.transactions import ACTIVE, REVOKED, anchor_batch, change_status, init_consortium
+from network.fabric_gateway import (
+    FabricGateway,
+    FabricGatewayError,
+    FabricIdentity,
+    low_s_signature,
+)
+
+PROVINCES = ("110000", "310000")
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricNet]:
+    home = fabric_home()
+    if home is None:
+        pytest.skip(
+            "no Hyperledger Fabric binaries: set LICLEDGER_FABRIC_HOME to a Fabric release's directory "
+            "(bin/ and config/) or put its bin/ on the PATH (docs/chaincode.md, 'Running on Fabric')"
+        )
+    with fabric_network(home, tmp_path_factory.mktemp("fabric")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def gateway(net: FabricNet) -> Iterator[FabricGateway]:
+    identity = FabricIdentity.from_msp_dir(ORG, net.user_msp())
+    with FabricGateway(
+        net.peer_endpoint,
+        identity,
+        channel=CHANNEL,
+        chaincode=CHAINCODE,
+        tls_root_cert=net.peer_tls_ca.read_bytes(),
+        timeout=60,
+    ) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def consortium(gateway: FabricGateway) -> Consortium:
+    c = build_consortium(list(PROVINCES), "fabric-test")
+    commit = gateway.submit("Submit", init_consortium(c.genesis, c.key("national"), timestamp_ms=now_ms()).decode())
+    assert json.loads(commit.result)["type"] == "InitConsortium"
+    return c
+
+
+def now_ms() -> int:
+    import time
+
+    return time.time_ns() // 1_000_000
+
+
+def licenses(c: Consortium, province: str, count: int) -> tuple[list[LicenseId], list[bytes], MerkleTree]:
+    member = c.genesis.member(province)
+    assert member is not None
+    ids = [LicenseId.build(TYPE_CODE_OF[LicenseKind.PHYSICIAN], member.issuers[0], f"F{i:07d}") for i in range(count)]
+    commitments = [sm3(f"fabric/{lic}".encode()) for lic in ids]
+    tree = MerkleTree([leaf_hash(leaf_data(lic, lic.version, cm)) for lic, cm in zip(ids, commitments, strict=True)])
+    return ids, commitments, tree
+
+
+def test_genesis_batch_status_change_and_proofs_on_fabric(gateway: FabricGateway, consortium: Consortium) -> None:
+    c = consortium
+    ids, commitments, tree = licenses(c, "110000", 5)
+    env = anchor_batch(
+        c.network_id,
+        issuer="110000",
+        batch_seq=0,
+        root=tree.root_hash(),
+        leaf_count=tree.size,
+        key=c.key("110000"),
+        timestamp_ms=now_ms(),
+    )
+    commit = gateway.submit("Submit", env.decode())
+    event = json.loads(commit.result)
+    assert event["type"] == "AnchorBatch" and event["log_index"] == 0 and commit.block_number > 0
+
+    info = json.loads(gateway.evaluate("GetLedgerInfo"))
+    assert info["network_id"] == c.network_id and info["log"]["size"] == 1
+    batch = json.loads(gateway.evaluate("GetBatch", "110000", "0"))
+    proof = json.loads(gateway.evaluate("GetLogInclusionProof", str(batch["log_index"]), "1"))
+    assert proof["leaf_hash"] == batch["leaf_hash"]
+    verify_inclusion(
+        0,
+        1,
+        bytes.fromhex(proof["leaf_hash"]),
+        [bytes.fromhex(h) for h in proof["inclusion_proof"]],
+        bytes.fromhex(info["log"]["root"]),
+    )
+
+    # revoke the third license: the contract checks its leaf under the anchored root
+    revoke = change_status(
+        c.network_id,
+        issuer="110000",
+        license_id=str(ids[2]),
+        status=REVOKED,
+        reason="R01",
+        effective_ms=now_ms(),
+        status_seq=0,
+        commitment=commitments[2],
+        batch_seq=0,
+        leaf_index=2,
+        inclusion_proof=tree.inclusion_proof(2),
+        key=c.key("110000"),
+        timestamp_ms=now_ms(),
+    )
+    assert json.loads(gateway.submit("Submit", revoke.decode()).result)["type"] == "ChangeStatus"
+    for i, expected in ((2, REVOKED), (1, ACTIVE)):
+        answer = json.loads(gateway.evaluate("GetStatus", str(ids[i]), ""))
+        assert answer["status"] == expected
+        value = None if answer["value_hash"] is None else bytes.fromhex(answer["value_hash"])
+        # the status tree proof verifies: membership for the revoked license, non-membership for the other
+        verify_sparse_proof(
+            bytes.fromhex(answer["root"]),
+            status_tree_key(ids[i].base),
+            value,
+            SparseProof.from_dict(answer["proof"]),
+        )
+        assert (value is None) == (expected == ACTIVE)
+
+    # a replay is refused at endorsement with the contract's reason, and the ledger does not move
+    with pytest.raises(FabricGatewayError) as replay:
+        gateway.submit("Submit", env.decode())
+    assert replay.value.reason == "BATCH_SEQ_REPLAY", replay.value
+    assert json.loads(gateway.evaluate("GetLedgerInfo"))["tx_count"] == info["tx_count"] + 1  # + the revocation
+
+
+def test_forged_envelope_is_refused_by_the_contract_on_fabric(gateway: FabricGateway, consortium: Consortium) -> None:
+    c = consortium
+    _, _, tree = licenses(c, "310000", 3)
+    env = anchor_batch(
+        c.network_id,
+        issuer="310000",
+        batch_seq=0,
+        root=tree.root_hash(),
+        leaf_count=tree.size,
+        key=c.key("110000"),  # another province's key
+        timestamp_ms=now_ms(),
+    )
+    with pytest.raises(FabricGatewayError) as refused:
+        gateway.submit("Submit", env.decode())
+    assert refused.value.reason in {"UNKNOWN_KEY", "BAD_SIGNATURE"}, refused.value
+    assert refused.value.details, "the gateway names the endorsing peer that refused"
+
+
+def test_an_identity_outside_the_channel_is_refused(net: FabricNet, tmp_path: Path) -> None:
+    """A self-made certificate that no channel MSP issued: the gateway refuses the proposal."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "intruder")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    intruder = FabricIdentity(ORG, cert.public_bytes(serialization.Encoding.PEM), key)
+    with (
+        FabricGateway(
+            net.peer_endpoint,
+            intruder,
+            channel=CHANNEL,
+            chaincode=CHAINCODE,
+            tls_root_cert=net.peer_tls_ca.read_bytes(),
+            timeout=30,
+        ) as gw,
+        pytest.raises(FabricGatewayError) as refused,
+    ):
+        gw.evaluate("GetLedgerInfo")
+    assert refused.value.reason is None
+
+
+def test_low_s_signatures_only() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    half = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551 // 2
+    from cryptography.hazmat.primitives import hashes
+
+    for i in range(64):
+        message = f"m{i}".encode()
+        sig = low_s_signature(key.sign(message, ec.ECDSA(hashes.SHA256())))
+        assert decode_dss_signature(sig)[1] <= half
+        key.public_key().verify(sig, message, ec.ECDSA(hashes.SHA256()))
