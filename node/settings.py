@@ -82,6 +82,12 @@ class NodeSettings(BaseSettings):
     fabric_server_name: str | None = Field(default=None, description="Fabric: the peer's name in its certificate.")
     fabric_channel: str = Field(default="licledger", min_length=1, description="Fabric: the channel.")
     fabric_chaincode: str = Field(default="licledger", min_length=1, description="Fabric: the chaincode's name.")
+    checkpoint_duty_interval_s: float = Field(
+        default=5.0, ge=0, description="Fabric: seconds between checkpoint duty passes (0 = off)."
+    )
+    checkpoint_refresh_ms: int = Field(
+        default=600_000, ge=1000, description="Fabric: re-checkpoint an unchanged ledger after this long."
+    )
     anchor_in_process: bool = Field(default=True, description="`node serve` runs the anchoring scheduler.")
     anchor_interval_ms: int = Field(default=1000, ge=50, description="Anchoring worker: time between passes.")
     reconcile_interval_s: int = Field(default=600, ge=0, description="In-process reconciliation; 0 = off.")

@@ -2,6 +2,8 @@
 
 * ``anchor`` every ``anchor_interval_ms`` (:meth:`sync.anchor.AnchorWorker.run_once`);
 * ``reconcile`` every ``reconcile_interval_s`` unless 0 (:func:`sync.reconcile.reconcile`, repairing);
+* ``checkpoints`` every ``checkpoint_duty_interval_s`` on a Fabric ledger (:class:`sync.checkpoints.CheckpointDuty`:
+  the province's checkpoint proposals and cosignatures, which the embedded ledger's peers make themselves);
 * ``announce`` at start and every ``announce_interval_s`` unless 0 or without ``public_url``
   (:func:`announce_job`: the node's URL on the ledger, :mod:`node.directory`).
 
@@ -24,6 +26,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler  # type: ignore[im
 
 from node.context import NodeContext
 from sync.anchor import AnchorWorker
+from sync.checkpoints import CheckpointDuty
 
 log = logging.getLogger("licledger.scheduler")
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
@@ -52,6 +55,16 @@ def _add_jobs(scheduler: Any, node: NodeContext, worker: AnchorWorker) -> None:
         scheduler.add_job(
             reconcile_job, "interval", seconds=settings.reconcile_interval_s, id="reconcile", name="reconciliation"
         )
+    if settings.ledger_backend == "fabric" and settings.checkpoint_duty_interval_s > 0 and node.ledger is not None:
+        duty = checkpoint_duty(node)
+        scheduler.add_job(
+            duty.run_once,
+            "interval",
+            seconds=settings.checkpoint_duty_interval_s,
+            id="checkpoints",
+            name="checkpoint duty",
+            next_run_time=datetime.now(),
+        )
     if settings.announce_interval_s > 0 and settings.public_url:
         scheduler.add_job(
             announce_job,
@@ -62,6 +75,19 @@ def _add_jobs(scheduler: Any, node: NodeContext, worker: AnchorWorker) -> None:
             name="node announcement",
             next_run_time=datetime.now(),
         )
+
+
+def checkpoint_duty(node: NodeContext) -> CheckpointDuty:
+    """The province's checkpoint duty through the node's ledger (sync.checkpoints), signing with the node's
+    member key as it is now."""
+    assert node.ledger is not None
+    return CheckpointDuty(
+        node.ledger,
+        member=node.settings.province,
+        key=lambda: node.signing_key,
+        clock=node.clock,
+        refresh_ms=node.settings.checkpoint_refresh_ms,
+    )
 
 
 def announce_job(node: NodeContext) -> None:

@@ -41,7 +41,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from chaincode.checkpoints import checkpoint_body, cosign
@@ -238,19 +238,12 @@ class CheckpointDuty:
         if self._attempts.get(seq, 0) >= MAX_COSIGN_ATTEMPTS:
             return  # rule 4: a rejection that repeats is not transient (e.g. this key was rotated away)
         # Rule 2: cosign only the body this peer's own execution computed, dated within the tolerance.
+        problem = cosign_refusal(record, self.network_id, wall_clock_ms(), self.tolerance_ms)
+        if problem is not None:
+            self._refuse(seq, problem)
+            return
         body = checkpoint_body(record["network_id"], record["fields"])
-        if body.decode("utf-8") != record["body"] or record["network_id"] != self.network_id:
-            self._refuse(seq, "its body does not match its fields")
-            return
         checkpoint_ms = int(record["fields"]["timestamp_ms"])
-        skew = checkpoint_ms - wall_clock_ms()
-        if abs(skew) > self.tolerance_ms:
-            self._refuse(
-                seq,
-                f"it is dated {checkpoint_ms}, {abs(skew)} ms {'ahead of' if skew > 0 else 'behind'} this peer's "
-                f"clock (tolerance {self.tolerance_ms} ms)",
-            )
-            return
         key = self.key  # once: the cosignature and the envelope must name the same key
         envelope = cosign_checkpoint(
             self.network_id,
@@ -282,36 +275,10 @@ class CheckpointDuty:
         """Rule 1: propose when something changed or the latest final checkpoint is older than ``refresh_ms``."""
         if self._in_flight(self._proposed):
             return
-        info = self._query("GetLedgerInfo", [])
-        seq = int(info["checkpoint_next"])
-        now = wall_clock_ms()
-        not_before = int(info.get("time_ms", 0))
-        if seq > 0:
-            previous = self._query("GetCheckpoint", [str(seq - 1)])
-            previous_ms = int(previous["fields"]["timestamp_ms"])
-            not_before = max(not_before, previous_ms)
-            if not previous["final"] and now - previous_ms <= self.tolerance_ms:
-                return  # one pending at a time, while it can still gather cosignatures
-            latest = info["latest_final_checkpoint"]
-            if latest is not None:
-                final = previous if latest == seq - 1 else self._query("GetCheckpoint", [str(latest)])
-                fields = final["fields"]
-                unchanged = (
-                    fields["log_size"] == info["log"]["size"]
-                    and fields["status_root"] == info["status"]["root"]
-                    and fields["membership_root"] == info["members"]["root"]
-                )
-                if unchanged and now - int(fields["timestamp_ms"]) < self.refresh_ms:
-                    return  # nothing new to checkpoint, and the latest checkpoint is fresh
-        if not_before - now > self.tolerance_ms:
-            log.warning(
-                "%s: the ledger time %d is %d ms ahead of this peer's clock; not proposing a checkpoint the "
-                "cosigners would refuse",
-                self.member,
-                not_before,
-                not_before - now,
-            )
+        plan = plan_proposal(self._query, wall_clock_ms(), self.refresh_ms, self.tolerance_ms, self.member)
+        if plan is None:
             return
+        seq, not_before = plan
         envelope = propose_checkpoint(
             self.network_id,
             member=self.member,
@@ -321,6 +288,62 @@ class CheckpointDuty:
         )
         self._proposed = int(self.peer.submit([envelope])["block"])
         log.info("%s: proposed checkpoint %d", self.member, seq)
+
+
+def cosign_refusal(record: dict[str, Any], network_id: str, now_ms: int, tolerance_ms: int) -> str | None:
+    """Rule 2: why a member must not cosign checkpoint ``record`` (a ``GetCheckpoint`` answer) at ``now_ms``, or
+    ``None``: its body is the one its fields give (recomputed here) for ``network_id``, dated within
+    ``tolerance_ms`` of ``now_ms``."""
+    body = checkpoint_body(record["network_id"], record["fields"])
+    if body.decode("utf-8") != record["body"] or record["network_id"] != network_id:
+        return "its body does not match its fields"
+    checkpoint_ms = int(record["fields"]["timestamp_ms"])
+    skew = checkpoint_ms - now_ms
+    if abs(skew) > tolerance_ms:
+        return (
+            f"it is dated {checkpoint_ms}, {abs(skew)} ms {'ahead of' if skew > 0 else 'behind'} this member's "
+            f"clock (tolerance {tolerance_ms} ms)"
+        )
+    return None
+
+
+def plan_proposal(
+    query: Callable[[str, list[str]], dict[str, Any]], now: int, refresh_ms: int, tolerance_ms: int, member: str
+) -> tuple[int, int] | None:
+    """Rule 1: ``(seq, not_before)`` of the checkpoint to propose now, or ``None``: nothing changed since the
+    latest final checkpoint and it is fresh, or a proposal is pending and can still gather cosignatures, or the
+    ledger time is further ahead of ``now`` than the cosigners tolerate. ``query(function, args)`` is a contract
+    query's answer."""
+    info = query("GetLedgerInfo", [])
+    seq = int(info["checkpoint_next"])
+    not_before = int(info.get("time_ms", 0))
+    if seq > 0:
+        previous = query("GetCheckpoint", [str(seq - 1)])
+        previous_ms = int(previous["fields"]["timestamp_ms"])
+        not_before = max(not_before, previous_ms)
+        if not previous["final"] and now - previous_ms <= tolerance_ms:
+            return None  # one pending at a time, while it can still gather cosignatures
+        latest = info["latest_final_checkpoint"]
+        if latest is not None:
+            final = previous if latest == seq - 1 else query("GetCheckpoint", [str(latest)])
+            fields = final["fields"]
+            unchanged = (
+                fields["log_size"] == info["log"]["size"]
+                and fields["status_root"] == info["status"]["root"]
+                and fields["membership_root"] == info["members"]["root"]
+            )
+            if unchanged and now - int(fields["timestamp_ms"]) < refresh_ms:
+                return None  # nothing new to checkpoint, and the latest checkpoint is fresh
+    if not_before - now > tolerance_ms:
+        log.warning(
+            "%s: the ledger time %d is %d ms ahead of this member's clock; not proposing a checkpoint the "
+            "cosigners would refuse",
+            member,
+            not_before,
+            not_before - now,
+        )
+        return None
+    return seq, not_before
 
 
 def proposed_checkpoints(block: Block) -> list[int]:

@@ -32,7 +32,7 @@ import click
 
 from core.codes import validate_uscc
 from core.divisions import PROVINCES, province_of
-from core.errors import DocumentError
+from core.errors import DocumentError, FormatError
 from core.keystore import encrypt_private_key
 from core.sm2 import PrivateKey
 from node.commands.backfill import backfill_version_updates
@@ -192,7 +192,6 @@ class _Joined:
 def _join_network(network_dir: Path, member: str | None, authority_uscc: str | None) -> _Joined:
     """The member's key, issuers and peers from a `licledger network` directory (docs/node.md, "Joining")."""
     from core.consortium import PROVINCE, Genesis
-    from core.errors import FormatError
     from core.transactions import Envelope
     from network.localnet import NetworkConfig, load_member_key
 
@@ -315,6 +314,51 @@ def anchor(directory: Path | None, once: bool, force: bool, as_json: bool) -> No
             click.echo(f"rejected: {item}", err=True)
     if report.error:
         raise click.ClickException(report.error)
+
+
+@node.command("genesis")
+@_DIR
+@click.option(
+    "--network-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="The `licledger network init` directory whose genesis to submit.",
+)
+def genesis(directory: Path | None, network_dir: Path) -> None:
+    """Put the network's genesis (its InitConsortium envelope, signed by the national member) on this node's
+    ledger: needed once on Hyperledger Fabric, where nothing else does it; the embedded network applies its
+    genesis itself. Safe to repeat: the same envelope is applied once and reported where it landed."""
+    from core.transactions import Envelope
+    from network.localnet import NetworkConfig
+    from node.context import open_node
+    from node.ledger import LedgerRequestError, LedgerUnavailableError
+
+    settings = _settings(directory)
+    try:
+        config = NetworkConfig.load(network_dir)
+    except FormatError as exc:
+        raise click.ClickException(f"cannot read the network in {network_dir}: {exc}") from None
+    if settings.network_id != config.network_id:
+        raise click.ClickException(
+            f"the network in {network_dir} is {config.network_id[:16]}…, this node's is "
+            f"{(settings.network_id or 'none')[:16]}…"
+        )
+    ctx = open_node(settings)
+    try:
+        if ctx.ledger is None:
+            raise click.ClickException("this node has not joined a ledger")
+        tx_id = Envelope.from_bytes(config.genesis_envelope).tx_id
+        try:
+            [verdict] = ctx.ledger.submit([config.genesis_envelope])
+            if not verdict.valid:
+                verdict = ctx.ledger.committed(tx_id) or verdict
+        except (LedgerUnavailableError, LedgerRequestError) as exc:
+            raise click.ClickException(str(exc)) from None
+    finally:
+        ctx.close()
+    if not verdict.valid:
+        raise click.ClickException(f"the ledger refused the genesis: {verdict.reason}: {verdict.message}")
+    click.echo(f"genesis {tx_id} of network {config.network_id[:16]}… is in block {verdict.block}")
 
 
 @node.command("announce")

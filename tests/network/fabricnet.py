@@ -257,6 +257,38 @@ class FabricNet:
         self.procs.append(proc)
         wait_port(port, proc, log)
 
+    def deploy(self, name: str) -> str:
+        """Install, serve (``python -m chaincode`` on a free port), approve and commit the contract as chaincode
+        ``name`` (sequence 1); returns ``name``. Each name is a ledger of its own on the channel."""
+        admin = self.admin_env()
+        port = free_port()
+        label = f"{name.replace('-', '_')}_1"
+        package = self.root / f"{label}.tar.gz"
+        chaincode_package(package, label, f"127.0.0.1:{port}")
+        self.tool("peer", "lifecycle", "chaincode", "install", str(package), env=admin)
+        listing = self.tool("peer", "lifecycle", "chaincode", "queryinstalled", "--output", "json", env=admin)
+        [package_id] = [
+            c["package_id"] for c in json.loads(_json_of(listing))["installed_chaincodes"] if c["label"] == label
+        ]
+        self.start(
+            f"chaincode-{name}",
+            [sys.executable, "-m", "chaincode", "--id", package_id, "--address", f"127.0.0.1:{port}"],
+            {},
+            port,
+        )
+        common = ["--channelID", CHANNEL, "--name", name, "--version", "1", "--sequence", "1"]
+        self.ordered(
+            "peer", "lifecycle", "chaincode", "approveformyorg", *self.orderer_flags(), *common,
+            "--package-id", package_id, env=admin,
+        )  # fmt: skip
+        self.ordered(
+            "peer", "lifecycle", "chaincode", "commit", *self.orderer_flags(), *common,
+            "--peerAddresses", self.peer_endpoint, "--tlsRootCertFiles", str(self.peer_tls_ca), env=admin,
+        )  # fmt: skip
+        if name == CHAINCODE:
+            self.package_id = package_id
+        return name
+
     def admin_env(self) -> dict[str, str]:
         """The peer CLI as Org1's admin, talking to our peer over TLS."""
         admin = self.crypto / "peerOrganizations" / ORG_DOMAIN / "users" / f"Admin@{ORG_DOMAIN}" / "msp"
@@ -378,27 +410,7 @@ def fabric_network(home: Path, root: Path) -> Iterator[FabricNet]:
         )
         admin = net.admin_env()
         net.tool("peer", "channel", "join", "-b", str(block), env=admin)
-        package = root / "licledger.tar.gz"
-        chaincode_package(package, "licledger_1", f"127.0.0.1:{net.chaincode_port}")
-        net.tool("peer", "lifecycle", "chaincode", "install", str(package), env=admin)
-        listing = net.tool("peer", "lifecycle", "chaincode", "queryinstalled", "--output", "json", env=admin)
-        installed = json.loads(_json_of(listing))
-        net.package_id = installed["installed_chaincodes"][0]["package_id"]
-        net.start(
-            "chaincode",
-            [sys.executable, "-m", "chaincode", "--id", net.package_id, "--address", f"127.0.0.1:{net.chaincode_port}"],
-            {},
-            net.chaincode_port,
-        )
-        common = ["--channelID", CHANNEL, "--name", CHAINCODE, "--version", "1", "--sequence", "1"]
-        net.ordered(
-            "peer", "lifecycle", "chaincode", "approveformyorg", *net.orderer_flags(), *common,
-            "--package-id", net.package_id, env=admin,
-        )  # fmt: skip
-        net.ordered(
-            "peer", "lifecycle", "chaincode", "commit", *net.orderer_flags(), *common,
-            "--peerAddresses", net.peer_endpoint, "--tlsRootCertFiles", str(net.peer_tls_ca), env=admin,
-        )  # fmt: skip
+        net.deploy(CHAINCODE)
         yield net
     finally:
         net.stop()

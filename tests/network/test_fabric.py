@@ -31,6 +31,7 @@ from network.fabric_gateway import (
     FabricIdentity,
     low_s_signature,
 )
+from node.fabric_ledger import MAX_ATTEMPTS, fabric_nonce
 
 PROVINCES = ("110000", "310000")
 
@@ -219,3 +220,11 @@ def test_low_s_signatures_only() -> None:
         sig = low_s_signature(key.sign(message, ec.ECDSA(hashes.SHA256())))
         assert decode_dss_signature(sig)[1] <= half
         key.public_key().verify(sig, message, ec.ECDSA(hashes.SHA256()))
+
+
+def test_fabric_nonces_are_a_function_of_the_envelope_and_the_attempt() -> None:
+    tx = "ab" * 32
+    assert fabric_nonce(tx, 0) == b"licledger/" + bytes.fromhex(tx) + b"\x00"
+    assert len({fabric_nonce(tx, a) for a in range(MAX_ATTEMPTS)}) == MAX_ATTEMPTS
+    with pytest.raises(ValueError, match="attempt"):
+        fabric_nonce(tx, MAX_ATTEMPTS)

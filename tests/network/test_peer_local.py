@@ -319,7 +319,7 @@ def test_cosigners_refuse_a_checkpoint_dated_outside_their_tolerance_and_the_led
         old = _checkpoint(peer, 0)
         assert not old["final"] and old["cosignatures"] == []
         for duty in duties:
-            assert 0 in duty.refused and "behind this peer's clock" in duty.refused[0]
+            assert 0 in duty.refused and "behind this member's clock" in duty.refused[0]
     finally:
         for duty in duties:
             duty.stop()

@@ -90,3 +90,22 @@ def test_kek_never_appears_in_repr_or_errors(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(SettingsError) as caught:
         load_settings(d)
     assert KEK not in str(caught.value)
+
+
+def test_the_fabric_ledger_names_what_it_is_missing_and_needs_tls_in_production(tmp_path: Path) -> None:
+    nid = "ab" * 32
+    d = _write(tmp_path / "a", database_url="sqlite:///x.db", network_id=nid, ledger_backend="fabric")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(d)
+    text = str(caught.value)
+    assert all(f"LICLEDGER_FABRIC_{n}" in text for n in ("GATEWAY", "MSP_ID", "MSP_DIR")), text
+    fabric = {"fabric_gateway": "peer0.org1:7051", "fabric_msp_id": "Org1MSP", "fabric_msp_dir": str(tmp_path)}
+    d = _write(tmp_path / "b", database_url="sqlite:///x.db", network_id=nid, ledger_backend="fabric", **fabric)
+    with pytest.raises(SettingsError, match="LICLEDGER_FABRIC_TLS_CA"):
+        load_settings(d)
+    d = _write(tmp_path / "c", mode="development", network_id=nid, ledger_backend="fabric", **fabric)
+    settings = load_settings(d)
+    assert settings.has_ledger and settings.fabric_channel == "licledger"
+    d = _write(tmp_path / "e", mode="development", ledger_backend="fabric", **{**fabric, "fabric_gateway": "no port"})
+    with pytest.raises(SettingsError, match="host:port"):
+        load_settings(d)

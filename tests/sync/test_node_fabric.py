@@ -7,19 +7,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pytest
-from anchorkit import Issuer, documents, open_joined
+from anchorkit import Issuer, documents, open_joined, serving, wait_for
 from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, fabric_home, fabric_network
 from netkit import licledger
 
-from chaincode.checkpoints import checkpoint_body, cosign
 from core.consortium import Genesis
-from core.transactions import REVOKED, Envelope, cosign_checkpoint, init_consortium, propose_checkpoint
+from core.transactions import REVOKED, Envelope, init_consortium
 from network.localnet import NetworkConfig, load_member_key
 from node.fabric_ledger import FabricLedger
 from sync.anchor import AnchorWorker
+from sync.scheduler import checkpoint_duty
 from verifier.core import Result, load_trust_root, verify_bundle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -39,34 +39,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricNet]:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _checkpoint(ledger: FabricLedger, config: NetworkConfig) -> dict[str, Any]:
-    """What the embedded peers' checkpoint duty does (network.peer.checkpoints), done here by hand: the national
-    member proposes the next checkpoint and every member cosigns the body the contract stored."""
-    keys = {m.name: load_member_key(config, m.name) for m in config.members}
-    info = ledger.query("GetLedgerInfo")
-    seq = info["checkpoint_next"]
-    at = max(now_ms(), info["time_ms"] + 1)
-    [proposed] = ledger.submit(
-        [propose_checkpoint(config.network_id, member="national", seq=seq, key=keys["national"], timestamp_ms=at)]
-    )
-    assert proposed.valid, proposed
-    record = ledger.query("GetCheckpoint", str(seq))
-    body = checkpoint_body(config.network_id, record["fields"])
-    assert body.decode() == record["body"]
-    for name, key in keys.items():
-        [done] = ledger.submit(
-            [
-                cosign_checkpoint(
-                    config.network_id, member=name, seq=seq, signature=cosign(body, key), key=key, timestamp_ms=at + 1
-                )
-            ]
-        )
-        assert done.valid, done
-    final = ledger.query("GetCheckpoint", str(seq))
-    assert final["final"], final
-    return final
 
 
 def test_a_node_issues_anchors_revokes_and_proves_on_fabric(net: FabricNet, tmp_path: Path) -> None:
@@ -89,6 +61,10 @@ def test_a_node_issues_anchors_revokes_and_proves_on_fabric(net: FabricNet, tmp_
     }
     done = licledger(
         "node", "init", "--dir", tmp_path / "node", "--network-dir", network_dir, "--member", "110000", "--development"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = licledger(
+        "node", "init", "--dir", tmp_path / "node2", "--network-dir", network_dir, "--member", "310000", "--development"
     )
     assert done.returncode == 0, done.stdout + done.stderr
     ctx = open_joined(tmp_path / "node", **fabric)
@@ -124,7 +100,19 @@ def test_a_node_issues_anchors_revokes_and_proves_on_fabric(net: FabricNet, tmp_
         assert report.error is None and report.statuses == 1, report
         assert ctx.ledger.query("GetStatus", ids[0], "")["status"] == REVOKED
 
-        _checkpoint(ctx.ledger, config)
+        # the provinces' checkpoint duty (sync.checkpoints): the first proposes and cosigns, the second cosigns,
+        # and with 2 of the 3 members the checkpoint is final
+        other = open_joined(tmp_path / "node2", **fabric)
+        duties = [checkpoint_duty(ctx), checkpoint_duty(other)]
+        first = duties[0].run_once()
+        assert first.error is None and first.proposed == 0 and first.cosigned == [0], first
+        assert not ctx.ledger.query("GetCheckpoint", "0")["final"]
+        second = duties[1].run_once()
+        assert second.error is None and second.proposed is None and second.cosigned == [0], second
+        assert ctx.ledger.latest_final_checkpoint() is not None
+        again = duties[0].run_once()  # nothing changed and the checkpoint is fresh: nothing to do
+        assert (again.proposed, again.cosigned, again.error) == (None, [], None)
+        other.close()
         trust = load_trust_root((network_dir / "network.json").read_bytes(), network_id=config.network_id)
         for license_id in ids[:2]:
             answer = issuer.client.get(f"/v1/licenses/{license_id}/proof", headers=issuer.headers)
@@ -137,3 +125,82 @@ def test_a_node_issues_anchors_revokes_and_proves_on_fabric(net: FabricNet, tmp_
     finally:
         issuer.close()
         ctx.close()
+
+
+def test_two_provinces_serve_on_fabric_and_their_checkpoint_duty_makes_proofs_final(
+    net: FabricNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real processes: ``licledger node genesis`` puts a new network's genesis on Fabric (twice: applied once),
+    two provinces' ``licledger node serve`` run with ``LICLEDGER_LEDGER_BACKEND=fabric``; licenses issued over
+    HTTP are anchored by the first node's scheduler, and the two nodes' checkpoint duties make a final
+    checkpoint, so the proofs verify offline: the revoked license REVOKED, the other VALID."""
+    network_dir = tmp_path / "net"
+    done = licledger("network", "init", "--provinces", "110000,310000", "--dir", network_dir, "--seed", "fabric-serve")
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = NetworkConfig.load(network_dir)
+    # a chaincode of this test's own: the module's other test initialised the first one with another genesis
+    chaincode = net.deploy("licledger-serve")
+    for name, value in {
+        "LICLEDGER_LEDGER_BACKEND": "fabric",
+        "LICLEDGER_FABRIC_GATEWAY": net.peer_endpoint,
+        "LICLEDGER_FABRIC_MSP_ID": ORG,
+        "LICLEDGER_FABRIC_MSP_DIR": str(net.user_msp()),
+        "LICLEDGER_FABRIC_TLS_CA": str(net.peer_tls_ca),
+        "LICLEDGER_FABRIC_CHANNEL": CHANNEL,
+        "LICLEDGER_FABRIC_CHAINCODE": chaincode,
+        "LICLEDGER_CHECKPOINT_DUTY_INTERVAL_S": "0.5",
+    }.items():
+        monkeypatch.setenv(name, value)
+    keys = {}
+    for member in ("110000", "310000"):
+        done = licledger(
+            "node", "init", "--dir", tmp_path / member, "--network-dir", network_dir, "--member", member,
+            "--development",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        [keys[member]] = [line for line in done.stdout.splitlines() if line.startswith("llk_")]
+    blocks = set()
+    for _ in range(2):
+        done = licledger("node", "genesis", "--dir", tmp_path / "110000", "--network-dir", network_dir)
+        assert done.returncode == 0, done.stdout + done.stderr
+        blocks.add(done.stdout.split(" is in block ")[1].strip())
+    assert len(blocks) == 1, blocks
+
+    trust = load_trust_root((network_dir / "network.json").read_bytes(), network_id=config.network_id)
+    with (
+        serving(tmp_path / "110000", tmp_path / "a.log") as (_, url_a),
+        serving(tmp_path / "310000", tmp_path / "b.log") as (_, url_b),
+        httpx.Client(base_url=url_a, headers={"Authorization": f"Bearer {keys['110000']}"}, timeout=30) as a,
+    ):
+        wait_for("both nodes up", lambda: all(_up(u) for u in (url_a, url_b)))
+        uscc = a.get("/healthz").json()["authority_uscc"]
+        ids = []
+        for doc in documents("physician", 2, "110000", uscc, start=900):
+            answer = a.post("/v1/licenses", json=doc)
+            assert answer.status_code == 201, answer.text
+            ids.append(answer.json()["license_id"])
+        wait_for(
+            "anchoring", lambda: all(a.get(f"/v1/licenses/{i}/status").json()["status"] == "anchored" for i in ids)
+        )
+        assert a.post(f"/v1/licenses/{ids[0]}/events", json={"type": "revoke", "reason": "R01"}).status_code == 201
+
+        def verdict(license_id: str, expected: Result) -> bool:
+            answer = a.get(f"/v1/licenses/{license_id}/proof")
+            if answer.status_code == 425:
+                return False
+            assert answer.status_code == 200, answer.text
+            result = verify_bundle(
+                answer.content, trust, now_ms=now_ms(), max_checkpoint_age_ms=600_000, expected_license_id=license_id
+            ).result
+            return result is expected
+
+        wait_for("a final checkpoint with the revocation", lambda: verdict(ids[0], Result.REVOKED), timeout=90)
+        assert verdict(ids[1], Result.VALID)
+    assert "Traceback" not in (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
