@@ -1,0 +1,121 @@
+"""Benchmark a provincial node anchoring on real Hyperledger Fabric: licenses issued *and anchored* per second
+against the raw SM2 signing rate of the same run, as ``bench/bench_anchor.py`` measures on the embedded ledger.
+
+Usage: ``python3 bench/bench_fabric.py [--count N] [--workers N] [--repeat N]``. Needs Fabric's binaries
+(``LICLEDGER_FABRIC_HOME`` or ``peer`` on the PATH, docs/node.md "Running on Hyperledger Fabric"); it starts
+the same loopback network as the tests (``tests/network/fabricnet.py``: one Raft orderer, one peer, TLS, the
+contract as chaincode-as-a-service), puts a new consortium's genesis on it, joins a SQLite node with
+``LICLEDGER_LEDGER_BACKEND=fabric`` and runs bench_anchor's end-to-end measurement (``_end_to_end``: JSON lines
+validated, sealed, stored with their outbox entries per import chunk while the anchoring job runs passes every
+100 ms, batches of 1,024; the clock stops at the last receipt), in 1 process and with N sealing workers. Also
+printed: CPU microseconds per license of this process and the workers, and of the Fabric processes (orderer,
+peer, chaincode server: on the same cores here, on other machines in production).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "network"))
+
+from bench_anchor import BATCH_MAX_AGE_MS, KEK, PASS_INTERVAL_MS, _documents, _end_to_end, _sign  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, fabric_home, fabric_network  # noqa: E402
+
+from network.localnet import NetworkConfig, init_network  # noqa: E402
+from node.cli import cli  # noqa: E402
+from node.context import open_node  # noqa: E402
+from node.sealing import SealingPool, default_workers  # noqa: E402
+from node.settings import load_settings  # noqa: E402
+
+MEMBER = "440000"
+
+
+def run(count: int, workers: int, repeat: int) -> dict[str, float]:
+    home = fabric_home()
+    if home is None:
+        raise SystemExit(
+            "no Fabric binaries: set LICLEDGER_FABRIC_HOME (docs/node.md, 'Running on Hyperledger Fabric')"
+        )
+    os.environ["LICLEDGER_KEK"] = KEK
+    out: dict[str, float] = {"CPU cores (os.cpu_count; shared with other work)": float(os.cpu_count() or 1)}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "fabric").mkdir()
+        with fabric_network(home, Path(tmp) / "fabric") as net:
+            return _run(net, Path(tmp), count, workers, repeat, out)
+
+
+def _run(net: FabricNet, tmp: Path, count: int, workers: int, repeat: int, out: dict[str, float]) -> dict[str, float]:
+    config = init_network(Path(tmp) / "net", ["110000", "310000", MEMBER], seed="bench-fabric")
+    directory = Path(tmp) / "node"
+    init = ["node", "init", "--dir", str(directory), "--network-dir", str(config.directory)]
+    done = CliRunner().invoke(cli, [*init, "--member", MEMBER, "--development"])
+    assert done.exit_code == 0, done.output
+    ctx = open_node(
+        load_settings(
+            directory,
+            anchor_batch_max_age_ms=BATCH_MAX_AGE_MS,
+            anchor_interval_ms=PASS_INTERVAL_MS,
+            ledger_backend="fabric",
+            fabric_gateway=net.peer_endpoint,
+            fabric_msp_id=ORG,
+            fabric_msp_dir=net.user_msp(),
+            fabric_tls_ca=net.peer_tls_ca,
+            fabric_channel=CHANNEL,
+            fabric_chaincode=CHAINCODE,
+        )
+    )
+    try:
+        assert ctx.ledger is not None
+        [genesis] = ctx.ledger.submit([NetworkConfig.load(config.directory).genesis_envelope])
+        assert genesis.valid, genesis
+        fabric_pids = [p.pid for p in net.procs]
+        uscc = ctx.settings.authority_uscc
+        with SealingPool(ctx, workers) as pool:
+            pool.warm_up()
+            pool.map(_documents(MEMBER, workers, uscc, 2 * count), ctx.clock())
+            for r in range(repeat):
+                for m, (label, with_pool) in enumerate(
+                    [("1 process", None), (f"{workers} sealing workers + this process", pool)]
+                ):
+                    before, sign_cpu = _sign(2000)
+                    lines = _documents(MEMBER, count, uscc, (3 + 2 * r + m) * count)
+                    rate, stored, cpu, own, ledger, _ = _end_to_end(ctx, lines, fabric_pids, with_pool)
+                    after, sign_cpu_after = _sign(2000)
+                    sign = (before + after) / 2
+                    tag = f"fabric, sqlite: run {r + 1}, {label}"
+                    out[f"{tag}: raw SM2 sign/s (mean of before and after)"] = sign
+                    out[f"{tag}: end to end, licenses/s ({count:,} validated, sealed, stored, anchored)"] = rate
+                    out[f"{tag}: share of the time until the last chunk was stored"] = stored
+                    out[f"{tag}: CPU us per license (this process + sealing workers)"] = cpu
+                    out[f"{tag}: CPU us per license, of which this process (storing, anchoring)"] = own
+                    out[f"{tag}: CPU us per license of Fabric's orderer, peer, chaincode (same cores)"] = ledger
+                    out[f"{tag}: CPU us per raw SM2 signature"] = (sign_cpu + sign_cpu_after) / 2
+                    out[f"{tag}: end_to_end_vs_sm2_sign"] = rate / sign
+        batches = ctx.ledger.query("GetLedgerInfo")["log"]["size"]
+        out["anchor log entries (batches) on Fabric after the runs"] = float(batches)
+    finally:
+        ctx.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=None, help="sealing worker processes (default: CPUs)")
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    results: dict[str, Any] = run(args.count, args.workers or default_workers(), args.repeat)
+    for name, value in results.items():
+        print(f"{name:100} {value:12,.2f}")
+
+
+if __name__ == "__main__":
+    main()
