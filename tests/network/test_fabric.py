@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ from network.fabric_gateway import (
     FabricIdentity,
     low_s_signature,
 )
-from node.fabric_ledger import MAX_ATTEMPTS, fabric_nonce
+from node.fabric_ledger import MAX_ATTEMPTS, FabricLedger, fabric_nonce
 
 PROVINCES = ("110000", "310000")
 
@@ -228,3 +229,42 @@ def test_fabric_nonces_are_a_function_of_the_envelope_and_the_attempt() -> None:
     assert len({fabric_nonce(tx, a) for a in range(MAX_ATTEMPTS)}) == MAX_ATTEMPTS
     with pytest.raises(ValueError, match="attempt"):
         fabric_nonce(tx, MAX_ATTEMPTS)
+
+
+def test_concurrent_provinces_conflict_on_fabric_and_are_resubmitted(
+    net: FabricNet, gateway: FabricGateway, consortium: Consortium
+) -> None:
+    """Every accepted transaction writes the ledger head, so two provinces' transactions cut into one block
+    conflict (``MVCC_READ_CONFLICT``) and only the first is valid: :class:`FabricLedger` resubmits the other as
+    its next attempt (node.fabric_ledger rule 2). Both end valid, each exactly once on the ledger."""
+    c = consortium
+    ledgers = [FabricLedger(gateway, c.network_id) for _ in range(2)]  # two clients: no shared submit lock
+    resubmitted = []
+    for r in range(10):  # until two submissions shared a block (almost always the first round)
+        envelopes = []
+        for province in PROVINCES:
+            seq = 1 + r if province == "110000" else r  # 110000 anchored batch 0 in the first test
+            _, _, tree = licenses(c, province, 2 + r)
+            envelopes.append(
+                anchor_batch(
+                    c.network_id,
+                    issuer=province,
+                    batch_seq=seq,
+                    root=tree.root_hash(),
+                    leaf_count=tree.size,
+                    key=c.key(province),
+                    timestamp_ms=now_ms(),
+                )
+            )
+        with ThreadPoolExecutor(2) as pool:
+            verdicts = list(pool.map(lambda pair: pair[0].submit([pair[1]])[0], zip(ledgers, envelopes, strict=True)))
+        assert all(v.valid for v in verdicts), verdicts
+        for v in verdicts:
+            assert ledgers[0].committed(v.tx_id) == v
+            first = ledgers[0]._attempt(v.tx_id, 0)
+            if first != v:  # attempt 0 lost the block to the other province: attempt 1 is the valid one
+                assert first is not None and not first.valid and first.reason == "MVCC_READ_CONFLICT", first
+                resubmitted.append(v)
+        if resubmitted:
+            break
+    assert resubmitted, "no round conflicted: the two submissions never shared a block"
