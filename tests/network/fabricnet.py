@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 FABRIC_TOOLS = ("peer", "orderer", "configtxgen", "cryptogen", "osnadmin")
 CHANNEL = "licledger"
@@ -45,6 +46,23 @@ def fabric_home() -> Path | None:
         if all((home / "bin" / t).is_file() for t in FABRIC_TOOLS) and (home / "config" / "core.yaml").is_file():
             return home
     return None
+
+
+SKIP_REASON = (
+    "no Hyperledger Fabric binaries: set LICLEDGER_FABRIC_HOME to a Fabric release's directory (bin/ and config/) "
+    "or put its bin/ on the PATH (docs/node.md, 'Running on Hyperledger Fabric')"
+)
+
+
+def module_network(tmp_path_factory: Any) -> Iterator[FabricNet]:
+    """A module fixture's body: the running network, or the test skipped with :data:`SKIP_REASON`."""
+    import pytest
+
+    home = fabric_home()
+    if home is None:
+        pytest.skip(SKIP_REASON)
+    with fabric_network(home, tmp_path_factory.mktemp("fabric")) as running:
+        yield running
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, fabric_home, fabric_network
+from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, module_network
 
 from chaincode.anchoring import status_tree_key
 from core.codes import TYPE_CODE_OF, LicenseId, LicenseKind
@@ -24,6 +24,7 @@ from core.commitment import leaf_data
 from core.consortium import Consortium, build_consortium
 from core.hashing import sm3
 from core.merkle import MerkleTree, leaf_hash, verify_inclusion
+from core.sm2 import PrivateKey
 from core.smt import SparseProof, verify_sparse_proof
 from core.transactions import ACTIVE, REVOKED, anchor_batch, change_status, init_consortium
 from network.fabric_gateway import (
@@ -41,14 +42,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricNet]:
-    home = fabric_home()
-    if home is None:
-        pytest.skip(
-            "no Hyperledger Fabric binaries: set LICLEDGER_FABRIC_HOME to a Fabric release's directory "
-            "(bin/ and config/) or put its bin/ on the PATH (docs/chaincode.md, 'Running on Fabric')"
-        )
-    with fabric_network(home, tmp_path_factory.mktemp("fabric")) as running:
-        yield running
+    yield from module_network(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -88,18 +82,23 @@ def licenses(c: Consortium, province: str, count: int) -> tuple[list[LicenseId],
     return ids, commitments, tree
 
 
+def anchor_env(c: Consortium, province: str, seq: int, tree: MerkleTree, key: PrivateKey) -> bytes:
+    """``AnchorBatch`` of ``tree`` as ``province``'s batch ``seq``, signed with ``key``, dated now."""
+    return anchor_batch(
+        c.network_id,
+        issuer=province,
+        batch_seq=seq,
+        root=tree.root_hash(),
+        leaf_count=tree.size,
+        key=key,
+        timestamp_ms=now_ms(),
+    )
+
+
 def test_genesis_batch_status_change_and_proofs_on_fabric(gateway: FabricGateway, consortium: Consortium) -> None:
     c = consortium
     ids, commitments, tree = licenses(c, "110000", 5)
-    env = anchor_batch(
-        c.network_id,
-        issuer="110000",
-        batch_seq=0,
-        root=tree.root_hash(),
-        leaf_count=tree.size,
-        key=c.key("110000"),
-        timestamp_ms=now_ms(),
-    )
+    env = anchor_env(c, "110000", 0, tree, c.key("110000"))
     commit = gateway.submit("Submit", env.decode())
     event = json.loads(commit.result)
     assert event["type"] == "AnchorBatch" and event["log_index"] == 0 and commit.block_number > 0
@@ -157,15 +156,7 @@ def test_genesis_batch_status_change_and_proofs_on_fabric(gateway: FabricGateway
 def test_forged_envelope_is_refused_by_the_contract_on_fabric(gateway: FabricGateway, consortium: Consortium) -> None:
     c = consortium
     _, _, tree = licenses(c, "310000", 3)
-    env = anchor_batch(
-        c.network_id,
-        issuer="310000",
-        batch_seq=0,
-        root=tree.root_hash(),
-        leaf_count=tree.size,
-        key=c.key("110000"),  # another province's key
-        timestamp_ms=now_ms(),
-    )
+    env = anchor_env(c, "310000", 0, tree, c.key("110000"))  # another province's key
     with pytest.raises(FabricGatewayError) as refused:
         gateway.submit("Submit", env.decode())
     assert refused.value.reason in {"UNKNOWN_KEY", "BAD_SIGNATURE"}, refused.value
@@ -245,17 +236,7 @@ def test_concurrent_provinces_conflict_on_fabric_and_are_resubmitted(
         for province in PROVINCES:
             seq = 1 + r if province == "110000" else r  # 110000 anchored batch 0 in the first test
             _, _, tree = licenses(c, province, 2 + r)
-            envelopes.append(
-                anchor_batch(
-                    c.network_id,
-                    issuer=province,
-                    batch_seq=seq,
-                    root=tree.root_hash(),
-                    leaf_count=tree.size,
-                    key=c.key(province),
-                    timestamp_ms=now_ms(),
-                )
-            )
+            envelopes.append(anchor_env(c, province, seq, tree, c.key(province)))
         with ThreadPoolExecutor(2) as pool:
             verdicts = list(pool.map(lambda pair: pair[0].submit([pair[1]])[0], zip(ledgers, envelopes, strict=True)))
         assert all(v.valid for v in verdicts), verdicts

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from anchorkit import Issuer, documents, open_joined, serving, wait_for
-from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, fabric_home, fabric_network
+from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, module_network
 from netkit import licledger
 
 from core.consortium import Genesis
@@ -27,14 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricNet]:
-    home = fabric_home()
-    if home is None:
-        pytest.skip(
-            "no Hyperledger Fabric binaries: set LICLEDGER_FABRIC_HOME to a Fabric release's directory "
-            "(bin/ and config/) or put its bin/ on the PATH (docs/chaincode.md, 'Running on Fabric')"
-        )
-    with fabric_network(home, tmp_path_factory.mktemp("fabric")) as running:
-        yield running
+    yield from module_network(tmp_path_factory)
 
 
 def now_ms() -> int:
