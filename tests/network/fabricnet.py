@@ -212,6 +212,7 @@ class FabricNet:
     peer_port: int = field(default_factory=free_port)
     chaincode_port: int = field(default_factory=free_port)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    started: dict[str, tuple[list[str], dict[str, str], int]] = field(default_factory=dict)
     package_id: str = ""
 
     @property
@@ -269,11 +270,26 @@ class FabricNet:
                 time.sleep(0.5)
 
     def start(self, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
+        """Start process ``name`` (its output appended to ``<name>.log``) and wait until ``port`` listens."""
         log = self.root / f"{name}.log"
-        with log.open("wb") as fh:
+        with log.open("ab") as fh:
             proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=fh, stderr=subprocess.STDOUT, cwd=self.root)
         self.procs.append(proc)
+        self.started[name] = (argv, env, port)
         wait_port(port, proc, log)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL process ``name`` (e.g. ``peer``): a crash, nothing flushed or closed."""
+        argv = self.started[name][0]
+        for proc in self.procs:
+            if proc.args == argv and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    def restart(self, name: str) -> None:
+        """Start process ``name`` again as it was first started (same ports, same data directories)."""
+        argv, env, port = self.started[name]
+        self.start(name, argv, env, port)
 
     def deploy(self, name: str) -> str:
         """Install, serve (``python -m chaincode`` on a free port), approve and commit the contract as chaincode

@@ -197,3 +197,53 @@ def _up(url: str) -> bool:
         return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_fabric_peer_down_issuing_goes_on_and_anchoring_catches_up(net: FabricNet, tmp_path: Path) -> None:
+    """The issue's fault rule on Fabric: with the peer killed, licenses are still issued (pending), an anchoring
+    pass reports the ledger unavailable and changes nothing; once the peer is back, the next pass anchors every
+    license exactly once."""
+    network_dir = tmp_path / "net"
+    done = licledger("network", "init", "--provinces", "110000,310000", "--dir", network_dir, "--seed", "fabric-down")
+    assert done.returncode == 0, done.stdout + done.stderr
+    chaincode = net.deploy("licledger-down")
+    done = licledger(
+        "node", "init", "--dir", tmp_path / "node", "--network-dir", network_dir, "--member", "110000", "--development"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    ctx = open_joined(
+        tmp_path / "node",
+        ledger_backend="fabric",
+        fabric_gateway=net.peer_endpoint,
+        fabric_msp_id=ORG,
+        fabric_msp_dir=net.user_msp(),
+        fabric_tls_ca=net.peer_tls_ca,
+        fabric_channel=CHANNEL,
+        fabric_chaincode=chaincode,
+        ledger_timeout_s=10,
+    )
+    issuer = Issuer(ctx)
+    try:
+        assert ctx.ledger is not None
+        [genesis] = ctx.ledger.submit([NetworkConfig.load(network_dir).genesis_envelope])
+        assert genesis.valid
+        uscc = ctx.settings.authority_uscc
+        net.kill("peer")
+        try:
+            ids = issuer.issue(documents("nurse", 3, "110000", uscc, start=40))
+            report = AnchorWorker(ctx).run_once(force=True)
+            assert report.error is not None and report.batches == 0, report
+            assert {
+                issuer.client.get(f"/v1/licenses/{i}/status", headers=issuer.headers).json()["status"] for i in ids
+            } == {"pending"}
+        finally:
+            net.restart("peer")
+        report = wait_for(
+            "anchoring after the peer is back", lambda: (r := AnchorWorker(ctx).run_once(force=True)).batches and r
+        )
+        assert report.error is None and report.leaves == 3, report
+        assert ctx.ledger.query("GetBatch", "110000", "0")["record"]["leaf_count"] == 3
+        assert ctx.ledger.query("GetBatch", "110000", "1") is None  # anchored once
+    finally:
+        issuer.close()
+        ctx.close()
