@@ -5,10 +5,11 @@ Nothing of Fabric is in this repository. The tests use Fabric's own binaries and
 Fabric release lays them out (``bin/`` with ``peer``, ``orderer``, ``configtxgen``, ``cryptogen``, ``osnadmin``
 and ``config/`` with ``core.yaml`` and ``orderer.yaml``), found through ``LICLEDGER_FABRIC_HOME`` or, failing
 that, ``peer`` on the PATH with ``config/`` beside its ``bin/``; the tests are skipped, saying so, when there is
-none (docs/chaincode.md, "Running on Fabric", says how to get them). What is written here is licledger's own
-network definition: the organisations for ``cryptogen``, the channel profile for ``configtxgen``, the
+none (docs/node.md, "Running on Hyperledger Fabric", says what they are). What is written here is licledger's
+own network definition: the organisations for ``cryptogen``, the channel profile for ``configtxgen``, the
 chaincode package (``ccaas`` type, a ``connection.json``) and the external builder that releases it, and the
-environment each process runs with (TLS on everywhere, as Raft requires).
+environment each process runs with: TLS everywhere (Raft requires it), including mutually authenticated TLS
+between the peer and the chaincode server.
 """
 
 from __future__ import annotations
@@ -101,6 +102,9 @@ PeerOrgs:
     Template:
       Count: 1
       SANS: [127.0.0.1, localhost]
+    Specs:
+      - Hostname: chaincode
+        SANS: [127.0.0.1, localhost]
     Users:
       Count: 1
 """
@@ -186,13 +190,16 @@ BUILDER = {
 }
 
 
-def chaincode_package(path: Path, label: str, address: str) -> None:
-    """A ``ccaas`` chaincode package: ``metadata.json`` and ``code.tar.gz`` holding ``connection.json``."""
+def chaincode_package(path: Path, label: str, address: str, tls: dict[str, str] | None = None) -> None:
+    """A ``ccaas`` chaincode package: ``metadata.json`` and ``code.tar.gz`` holding ``connection.json``; with
+    ``tls`` (PEM texts ``client_key``, ``client_cert``, ``root_cert``) the peer dials the chaincode server over
+    mutually authenticated TLS."""
     work = path.parent / f"{label}-pkg"
     work.mkdir()
-    (work / "connection.json").write_text(
-        json.dumps({"address": address, "dial_timeout": "10s", "tls_required": False})
-    )
+    connection: dict[str, object] = {"address": address, "dial_timeout": "10s", "tls_required": tls is not None}
+    if tls is not None:
+        connection.update(client_auth_required=True, **tls)
+    (work / "connection.json").write_text(json.dumps(connection))
     with tarfile.open(work / "code.tar.gz", "w:gz") as tar:
         tar.add(work / "connection.json", arcname="connection.json")
     (work / "metadata.json").write_text(json.dumps({"type": "ccaas", "label": label}))
@@ -298,18 +305,25 @@ class FabricNet:
         port = free_port()
         label = f"{name.replace('-', '_')}_1"
         package = self.root / f"{label}.tar.gz"
-        chaincode_package(package, label, f"127.0.0.1:{port}")
+        # TLS both ways: the chaincode server presents its own certificate (cryptogen's "chaincode" node of the
+        # org) and requires the peer's TLS client certificate, both issued by the org's TLS CA
+        peer_tls = self.peer_dir / "tls"
+        server_tls = self.crypto / "peerOrganizations" / ORG_DOMAIN / "peers" / f"chaincode.{ORG_DOMAIN}" / "tls"
+        tls = {
+            "client_key": (peer_tls / "server.key").read_text(),
+            "client_cert": (peer_tls / "server.crt").read_text(),
+            "root_cert": (server_tls / "ca.crt").read_text(),
+        }
+        chaincode_package(package, label, f"127.0.0.1:{port}", tls)
         self.tool("peer", "lifecycle", "chaincode", "install", str(package), env=admin)
         listing = self.tool("peer", "lifecycle", "chaincode", "queryinstalled", "--output", "json", env=admin)
         [package_id] = [
             c["package_id"] for c in json.loads(_json_of(listing))["installed_chaincodes"] if c["label"] == label
         ]
-        self.start(
-            f"chaincode-{name}",
-            [sys.executable, "-m", "chaincode", "--id", package_id, "--address", f"127.0.0.1:{port}"],
-            {},
-            port,
-        )
+        server = [sys.executable, "-m", "chaincode", "--id", package_id, "--address", f"127.0.0.1:{port}"]
+        server += ["--tls-key", str(server_tls / "server.key"), "--tls-cert", str(server_tls / "server.crt")]
+        server += ["--client-ca", str(peer_tls / "ca.crt")]
+        self.start(f"chaincode-{name}", server, {}, port)
         common = ["--channelID", CHANNEL, "--name", name, "--version", "1", "--sequence", "1"]
         self.ordered(
             "peer", "lifecycle", "chaincode", "approveformyorg", *self.orderer_flags(), *common,
