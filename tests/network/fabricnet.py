@@ -1,5 +1,6 @@
-"""A real Hyperledger Fabric network on loopback for the tests: one Raft orderer, one peer, one channel, and the
-license-registry contract deployed as chaincode-as-a-service (``python -m chaincode``).
+"""A real Hyperledger Fabric network on loopback for the tests: one Raft orderer, one channel, one peer per
+organisation (one or more organisations), and the license-registry contract deployed as chaincode-as-a-service
+(``python -m chaincode``, one chaincode server per organisation, as each organisation runs its own).
 
 Nothing of Fabric is in this repository. The tests use Fabric's own binaries and default configuration as a
 Fabric release lays them out (``bin/`` with ``peer``, ``orderer``, ``configtxgen``, ``cryptogen``, ``osnadmin``
@@ -32,7 +33,6 @@ FABRIC_TOOLS = ("peer", "orderer", "configtxgen", "cryptogen", "osnadmin")
 CHANNEL = "licledger"
 CHAINCODE = "licledger"
 ORG = "Org1MSP"
-ORG_DOMAIN = "org1.licledger.test"
 ORDERER_DOMAIN = "licledger.test"
 
 
@@ -55,14 +55,14 @@ SKIP_REASON = (
 )
 
 
-def module_network(tmp_path_factory: Any) -> Iterator[FabricNet]:
+def module_network(tmp_path_factory: Any, orgs: int = 1) -> Iterator[FabricNet]:
     """A module fixture's body: the running network, or the test skipped with :data:`SKIP_REASON`."""
     import pytest
 
     home = fabric_home()
     if home is None:
         pytest.skip(SKIP_REASON)
-    with fabric_network(home, tmp_path_factory.mktemp("fabric")) as running:
+    with fabric_network(home, tmp_path_factory.mktemp("fabric"), orgs=orgs) as running:
         yield running
 
 
@@ -87,17 +87,19 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: floa
             time.sleep(0.2)
 
 
-CRYPTO_CONFIG = f"""
-OrdererOrgs:
-  - Name: Orderer
-    Domain: {ORDERER_DOMAIN}
-    EnableNodeOUs: true
-    Specs:
-      - Hostname: orderer
-        SANS: [127.0.0.1, localhost]
-PeerOrgs:
-  - Name: Org1
-    Domain: {ORG_DOMAIN}
+def msp_id(org: int) -> str:
+    return f"Org{org}MSP"
+
+
+def org_domain(org: int) -> str:
+    return f"org{org}.licledger.test"
+
+
+def crypto_config(orgs: int) -> str:
+    peer_orgs = "".join(
+        f"""
+  - Name: Org{o}
+    Domain: {org_domain(o)}
     EnableNodeOUs: true
     Template:
       Count: 1
@@ -106,12 +108,40 @@ PeerOrgs:
       - Hostname: chaincode
         SANS: [127.0.0.1, localhost]
     Users:
-      Count: 1
+      Count: 1"""
+        for o in range(1, orgs + 1)
+    )
+    return f"""
+OrdererOrgs:
+  - Name: Orderer
+    Domain: {ORDERER_DOMAIN}
+    EnableNodeOUs: true
+    Specs:
+      - Hostname: orderer
+        SANS: [127.0.0.1, localhost]
+PeerOrgs:{peer_orgs}
 """
 
 
-def configtx(root: Path, orderer_port: int) -> str:
+def configtx(root: Path, orderer_port: int, peer_ports: list[int]) -> str:
     orderer_tls = root / "crypto/ordererOrganizations" / ORDERER_DOMAIN / "orderers" / f"orderer.{ORDERER_DOMAIN}"
+    org_defs = "".join(
+        f"""
+  - &Org{o}
+    Name: {msp_id(o)}
+    ID: {msp_id(o)}
+    MSPDir: {root}/crypto/peerOrganizations/{org_domain(o)}/msp
+    Policies:
+      Readers: {{Type: Signature, Rule: "OR('{msp_id(o)}.admin', '{msp_id(o)}.peer', '{msp_id(o)}.client')"}}
+      Writers: {{Type: Signature, Rule: "OR('{msp_id(o)}.admin', '{msp_id(o)}.client')"}}
+      Admins: {{Type: Signature, Rule: "OR('{msp_id(o)}.admin')"}}
+      Endorsement: {{Type: Signature, Rule: "OR('{msp_id(o)}.peer')"}}
+    AnchorPeers:
+      - Host: 127.0.0.1
+        Port: {port}"""
+        for o, port in enumerate(peer_ports, start=1)
+    )
+    members = ", ".join(f"*Org{o}" for o in range(1, len(peer_ports) + 1))
     return f"""
 Organizations:
   - &OrdererOrg
@@ -122,16 +152,7 @@ Organizations:
       Readers: {{Type: Signature, Rule: "OR('OrdererMSP.member')"}}
       Writers: {{Type: Signature, Rule: "OR('OrdererMSP.member')"}}
       Admins: {{Type: Signature, Rule: "OR('OrdererMSP.admin')"}}
-    OrdererEndpoints: ["127.0.0.1:{orderer_port}"]
-  - &Org1
-    Name: {ORG}
-    ID: {ORG}
-    MSPDir: {root}/crypto/peerOrganizations/{ORG_DOMAIN}/msp
-    Policies:
-      Readers: {{Type: Signature, Rule: "OR('{ORG}.admin', '{ORG}.peer', '{ORG}.client')"}}
-      Writers: {{Type: Signature, Rule: "OR('{ORG}.admin', '{ORG}.client')"}}
-      Admins: {{Type: Signature, Rule: "OR('{ORG}.admin')"}}
-      Endorsement: {{Type: Signature, Rule: "OR('{ORG}.peer')"}}
+    OrdererEndpoints: ["127.0.0.1:{orderer_port}"]{org_defs}
 Capabilities:
   Channel: &ChannelCapabilities {{V2_0: true}}
   Orderer: &OrdererCapabilities {{V2_0: true}}
@@ -176,7 +197,7 @@ Profiles:
       Capabilities: *OrdererCapabilities
     Application:
       <<: *ApplicationDefaults
-      Organizations: [*Org1]
+      Organizations: [{members}]
       Capabilities: *ApplicationCapabilities
 """
 
@@ -190,11 +211,14 @@ BUILDER = {
 }
 
 
-def chaincode_package(path: Path, label: str, address: str, tls: dict[str, str] | None = None) -> None:
+def chaincode_package(
+    path: Path, work_name: str, address: str, tls: dict[str, str] | None = None, *, package_label: str | None = None
+) -> None:
     """A ``ccaas`` chaincode package: ``metadata.json`` and ``code.tar.gz`` holding ``connection.json``; with
     ``tls`` (PEM texts ``client_key``, ``client_cert``, ``root_cert``) the peer dials the chaincode server over
     mutually authenticated TLS."""
-    work = path.parent / f"{label}-pkg"
+    label = package_label or work_name
+    work = path.parent / f"{work_name}-pkg"
     work.mkdir()
     connection: dict[str, object] = {"address": address, "dial_timeout": "10s", "tls_required": tls is not None}
     if tls is not None:
@@ -210,17 +234,21 @@ def chaincode_package(path: Path, label: str, address: str, tls: dict[str, str] 
 
 @dataclass
 class FabricNet:
-    """The running network; :func:`fabric_network` builds it."""
+    """The running network; :func:`fabric_network` builds it. Organisation 1's peer is ``peer`` (the one the
+    tests' clients use), organisation N's ``peer-orgN``."""
 
     home: Path
     root: Path
+    orgs: int = 1
     orderer_port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
-    peer_port: int = field(default_factory=free_port)
-    chaincode_port: int = field(default_factory=free_port)
+    peer_ports: list[int] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     started: dict[str, tuple[list[str], dict[str, str], int]] = field(default_factory=dict)
     package_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.peer_ports = [free_port() for _ in range(self.orgs)]
 
     @property
     def crypto(self) -> Path:
@@ -234,20 +262,33 @@ class FabricNet:
     def orderer_ca(self) -> Path:
         return self.orderer_dir / "tls" / "ca.crt"
 
+    def org_dir(self, org: int = 1) -> Path:
+        return self.crypto / "peerOrganizations" / org_domain(org)
+
+    def peer_dir_of(self, org: int) -> Path:
+        return self.org_dir(org) / "peers" / f"peer0.{org_domain(org)}"
+
+    def endpoint(self, org: int) -> str:
+        return f"127.0.0.1:{self.peer_ports[org - 1]}"
+
     @property
     def peer_dir(self) -> Path:
-        return self.crypto / "peerOrganizations" / ORG_DOMAIN / "peers" / f"peer0.{ORG_DOMAIN}"
+        return self.peer_dir_of(1)
 
     @property
     def peer_tls_ca(self) -> Path:
         return self.peer_dir / "tls" / "ca.crt"
 
-    def user_msp(self, user: str = "User1") -> Path:
-        return self.crypto / "peerOrganizations" / ORG_DOMAIN / "users" / f"{user}@{ORG_DOMAIN}" / "msp"
-
     @property
     def peer_endpoint(self) -> str:
-        return f"127.0.0.1:{self.peer_port}"
+        return self.endpoint(1)
+
+    def user_msp(self, user: str = "User1", org: int = 1) -> Path:
+        return self.org_dir(org) / "users" / f"{user}@{org_domain(org)}" / "msp"
+
+    @staticmethod
+    def peer_name(org: int) -> str:
+        return "peer" if org == 1 else f"peer-org{org}"
 
     def tool(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
         full = {**os.environ, "FABRIC_CFG_PATH": str(self.home / "config"), **(env or {})}
@@ -298,54 +339,102 @@ class FabricNet:
         argv, env, port = self.started[name]
         self.start(name, argv, env, port)
 
+    def start_peer(self, org: int, builder: Path) -> None:
+        pdir, endpoint = self.peer_dir_of(org), self.endpoint(org)
+        ptls = pdir / "tls"
+        data = self.root / f"{self.peer_name(org)}-data"
+        self.start(
+            self.peer_name(org),
+            [str(self.home / "bin" / "peer"), "node", "start"],
+            {
+                "FABRIC_CFG_PATH": str(self.home / "config"),
+                "FABRIC_LOGGING_SPEC": "WARNING",
+                "CORE_PEER_ID": f"peer0.{org_domain(org)}",
+                "CORE_PEER_ADDRESS": endpoint,
+                "CORE_PEER_LISTENADDRESS": endpoint,
+                "CORE_PEER_CHAINCODEADDRESS": f"127.0.0.1:{(cc_port := free_port())}",
+                "CORE_PEER_CHAINCODELISTENADDRESS": f"127.0.0.1:{cc_port}",
+                "CORE_PEER_GOSSIP_BOOTSTRAP": endpoint,
+                "CORE_PEER_GOSSIP_EXTERNALENDPOINT": endpoint,
+                "CORE_PEER_LOCALMSPID": msp_id(org),
+                "CORE_PEER_MSPCONFIGPATH": str(pdir / "msp"),
+                "CORE_PEER_TLS_ENABLED": "true",
+                "CORE_PEER_TLS_CERT_FILE": str(ptls / "server.crt"),
+                "CORE_PEER_TLS_KEY_FILE": str(ptls / "server.key"),
+                "CORE_PEER_TLS_ROOTCERT_FILE": str(ptls / "ca.crt"),
+                "CORE_PEER_FILESYSTEMPATH": str(data),
+                "CORE_PEER_GATEWAY_ENABLED": "true",
+                "CORE_LEDGER_SNAPSHOTS_ROOTDIR": str(data / "snapshots"),
+                "CORE_OPERATIONS_LISTENADDRESS": f"127.0.0.1:{free_port()}",
+                "CORE_METRICS_PROVIDER": "disabled",
+                "CORE_VM_ENDPOINT": "",
+                "CORE_CHAINCODE_EXTERNALBUILDERS": f"[{{name: ccaas, path: {builder}}}]",
+            },
+            self.peer_ports[org - 1],
+        )
+
     def deploy(self, name: str) -> str:
-        """Install, serve (``python -m chaincode`` on a free port), approve and commit the contract as chaincode
-        ``name`` (sequence 1); returns ``name``. Each name is a ledger of its own on the channel."""
-        admin = self.admin_env()
-        port = free_port()
+        """Every organisation installs the contract as chaincode ``name`` (a ``ccaas`` package naming its own
+        chaincode server, started here on a free port with mutually authenticated TLS) and approves it; then it
+        is committed (sequence 1) with every organisation's endorsement. Returns ``name``: each name is a
+        ledger of its own on the channel."""
         label = f"{name.replace('-', '_')}_1"
-        package = self.root / f"{label}.tar.gz"
-        # TLS both ways: the chaincode server presents its own certificate (cryptogen's "chaincode" node of the
-        # org) and requires the peer's TLS client certificate, both issued by the org's TLS CA
-        peer_tls = self.peer_dir / "tls"
-        server_tls = self.crypto / "peerOrganizations" / ORG_DOMAIN / "peers" / f"chaincode.{ORG_DOMAIN}" / "tls"
-        tls = {
-            "client_key": (peer_tls / "server.key").read_text(),
-            "client_cert": (peer_tls / "server.crt").read_text(),
-            "root_cert": (server_tls / "ca.crt").read_text(),
-        }
-        chaincode_package(package, label, f"127.0.0.1:{port}", tls)
-        self.tool("peer", "lifecycle", "chaincode", "install", str(package), env=admin)
-        listing = self.tool("peer", "lifecycle", "chaincode", "queryinstalled", "--output", "json", env=admin)
-        [package_id] = [
-            c["package_id"] for c in json.loads(_json_of(listing))["installed_chaincodes"] if c["label"] == label
-        ]
-        server = [sys.executable, "-m", "chaincode", "--id", package_id, "--address", f"127.0.0.1:{port}"]
-        server += ["--tls-key", str(server_tls / "server.key"), "--tls-cert", str(server_tls / "server.crt")]
-        server += ["--client-ca", str(peer_tls / "ca.crt")]
-        self.start(f"chaincode-{name}", server, {}, port)
-        common = ["--channelID", CHANNEL, "--name", name, "--version", "1", "--sequence", "1"]
+        for org in range(1, self.orgs + 1):
+            admin = self.admin_env(org)
+            port = free_port()
+            package = self.root / f"{label}-org{org}.tar.gz"
+            # the chaincode server presents its organisation's "chaincode" node certificate and requires the
+            # peer's TLS client certificate, both issued by the organisation's TLS CA
+            peer_tls = self.peer_dir_of(org) / "tls"
+            server_tls = self.org_dir(org) / "peers" / f"chaincode.{org_domain(org)}" / "tls"
+            tls = {
+                "client_key": (peer_tls / "server.key").read_text(),
+                "client_cert": (peer_tls / "server.crt").read_text(),
+                "root_cert": (server_tls / "ca.crt").read_text(),
+            }
+            chaincode_package(package, f"{label}-org{org}", f"127.0.0.1:{port}", tls, package_label=label)
+            self.tool("peer", "lifecycle", "chaincode", "install", str(package), env=admin)
+            listing = self.tool("peer", "lifecycle", "chaincode", "queryinstalled", "--output", "json", env=admin)
+            [package_id] = [
+                c["package_id"] for c in json.loads(_json_of(listing))["installed_chaincodes"] if c["label"] == label
+            ]
+            server = [sys.executable, "-m", "chaincode", "--id", package_id, "--address", f"127.0.0.1:{port}"]
+            server += ["--tls-key", str(server_tls / "server.key"), "--tls-cert", str(server_tls / "server.crt")]
+            server += ["--client-ca", str(peer_tls / "ca.crt")]
+            self.start(f"chaincode-{name}-org{org}", server, {}, port)
+            self.ordered(
+                "peer", "lifecycle", "chaincode", "approveformyorg", *self.orderer_flags(), *self.definition(name),
+                "--package-id", package_id, env=admin,
+            )  # fmt: skip
+            if name == CHAINCODE and org == 1:
+                self.package_id = package_id
+        peers = []
+        for org in range(1, self.orgs + 1):
+            peers += [
+                "--peerAddresses",
+                self.endpoint(org),
+                "--tlsRootCertFiles",
+                str(self.peer_dir_of(org) / "tls" / "ca.crt"),
+            ]
         self.ordered(
-            "peer", "lifecycle", "chaincode", "approveformyorg", *self.orderer_flags(), *common,
-            "--package-id", package_id, env=admin,
+            "peer", "lifecycle", "chaincode", "commit", *self.orderer_flags(), *self.definition(name), *peers,
+            env=self.admin_env(1),
         )  # fmt: skip
-        self.ordered(
-            "peer", "lifecycle", "chaincode", "commit", *self.orderer_flags(), *common,
-            "--peerAddresses", self.peer_endpoint, "--tlsRootCertFiles", str(self.peer_tls_ca), env=admin,
-        )  # fmt: skip
-        if name == CHAINCODE:
-            self.package_id = package_id
         return name
 
-    def admin_env(self) -> dict[str, str]:
-        """The peer CLI as Org1's admin, talking to our peer over TLS."""
-        admin = self.crypto / "peerOrganizations" / ORG_DOMAIN / "users" / f"Admin@{ORG_DOMAIN}" / "msp"
+    @staticmethod
+    def definition(name: str) -> list[str]:
+        return ["--channelID", CHANNEL, "--name", name, "--version", "1", "--sequence", "1"]
+
+    def admin_env(self, org: int = 1) -> dict[str, str]:
+        """The peer CLI as organisation ``org``'s admin, talking to its peer over TLS."""
+        admin = self.org_dir(org) / "users" / f"Admin@{org_domain(org)}" / "msp"
         return {
-            "CORE_PEER_LOCALMSPID": ORG,
+            "CORE_PEER_LOCALMSPID": msp_id(org),
             "CORE_PEER_MSPCONFIGPATH": str(admin),
-            "CORE_PEER_ADDRESS": self.peer_endpoint,
+            "CORE_PEER_ADDRESS": self.endpoint(org),
             "CORE_PEER_TLS_ENABLED": "true",
-            "CORE_PEER_TLS_ROOTCERT_FILE": str(self.peer_tls_ca),
+            "CORE_PEER_TLS_ROOTCERT_FILE": str(self.peer_dir_of(org) / "tls" / "ca.crt"),
         }
 
     def orderer_flags(self) -> list[str]:
@@ -368,15 +457,15 @@ class FabricNet:
 
 
 @contextlib.contextmanager
-def fabric_network(home: Path, root: Path) -> Iterator[FabricNet]:
-    """Crypto material, the channel's genesis block, a Raft orderer joined to it through the channel
-    participation API, a peer joined to it, and the contract approved and committed (lifecycle, sequence 1)
-    and served by ``python -m chaincode``."""
-    net = FabricNet(home, root)
+def fabric_network(home: Path, root: Path, *, orgs: int = 1) -> Iterator[FabricNet]:
+    """Crypto material, the channel's genesis block (``orgs`` organisations, each its anchor peer; the default
+    endorsement policy a majority of them), a Raft orderer joined to it through the channel participation API,
+    a peer per organisation joined to it, and the contract deployed (:meth:`FabricNet.deploy`)."""
+    net = FabricNet(home, root, orgs)
     try:
-        (root / "crypto-config.yaml").write_text(CRYPTO_CONFIG)
+        (root / "crypto-config.yaml").write_text(crypto_config(orgs))
         net.tool("cryptogen", "generate", "--config", str(root / "crypto-config.yaml"), "--output", str(net.crypto))
-        (root / "configtx.yaml").write_text(configtx(root, net.orderer_port))
+        (root / "configtx.yaml").write_text(configtx(root, net.orderer_port, net.peer_ports))
         block = root / "genesis.block"
         net.tool(
             "configtxgen", "-profile", "LicledgerChannel", "-outputBlock", str(block), "-channelID", CHANNEL,
@@ -426,38 +515,9 @@ def fabric_network(home: Path, root: Path) -> Iterator[FabricNet]:
         for name, text in BUILDER.items():
             (builder / name).write_text(text)
             (builder / name).chmod(0o755)
-        ptls = net.peer_dir / "tls"
-        net.start(
-            "peer",
-            [str(home / "bin" / "peer"), "node", "start"],
-            {
-                "FABRIC_CFG_PATH": str(home / "config"),
-                "FABRIC_LOGGING_SPEC": "WARNING",
-                "CORE_PEER_ID": f"peer0.{ORG_DOMAIN}",
-                "CORE_PEER_ADDRESS": net.peer_endpoint,
-                "CORE_PEER_LISTENADDRESS": net.peer_endpoint,
-                "CORE_PEER_CHAINCODEADDRESS": f"127.0.0.1:{(cc_port := free_port())}",
-                "CORE_PEER_CHAINCODELISTENADDRESS": f"127.0.0.1:{cc_port}",
-                "CORE_PEER_GOSSIP_BOOTSTRAP": net.peer_endpoint,
-                "CORE_PEER_GOSSIP_EXTERNALENDPOINT": net.peer_endpoint,
-                "CORE_PEER_LOCALMSPID": ORG,
-                "CORE_PEER_MSPCONFIGPATH": str(net.peer_dir / "msp"),
-                "CORE_PEER_TLS_ENABLED": "true",
-                "CORE_PEER_TLS_CERT_FILE": str(ptls / "server.crt"),
-                "CORE_PEER_TLS_KEY_FILE": str(ptls / "server.key"),
-                "CORE_PEER_TLS_ROOTCERT_FILE": str(ptls / "ca.crt"),
-                "CORE_PEER_FILESYSTEMPATH": str(root / "peer-data"),
-                "CORE_PEER_GATEWAY_ENABLED": "true",
-                "CORE_LEDGER_SNAPSHOTS_ROOTDIR": str(root / "peer-data" / "snapshots"),
-                "CORE_OPERATIONS_LISTENADDRESS": f"127.0.0.1:{free_port()}",
-                "CORE_METRICS_PROVIDER": "disabled",
-                "CORE_VM_ENDPOINT": "",
-                "CORE_CHAINCODE_EXTERNALBUILDERS": f"[{{name: ccaas, path: {builder.parent}}}]",
-            },
-            net.peer_port,
-        )
-        admin = net.admin_env()
-        net.tool("peer", "channel", "join", "-b", str(block), env=admin)
+        for org in range(1, orgs + 1):
+            net.start_peer(org, builder.parent)
+            net.tool("peer", "channel", "join", "-b", str(block), env=net.admin_env(org))
         net.deploy(CHAINCODE)
         yield net
     finally:

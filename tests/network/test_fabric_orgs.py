@@ -1,0 +1,120 @@
+"""The contract on a two-organisation Fabric channel: each organisation its own peer and its own chaincode server,
+the default endorsement policy a majority of the two (so both). A transaction commits only if both peers'
+executions of the contract agree byte for byte, which is the determinism the embedded ledger relies on too;
+afterwards both peers answer every query the same. Skipped, saying why, without Fabric's binaries."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from fabric_protos.common import common_pb2
+from fabric_protos.msp import identities_pb2
+from fabric_protos.peer import transaction_pb2
+from fabricnet import CHAINCODE, CHANNEL, FabricNet, module_network, msp_id
+
+from core.codes import TYPE_CODE_OF, LicenseId, LicenseKind
+from core.commitment import leaf_data
+from core.consortium import build_consortium
+from core.hashing import sm3
+from core.merkle import MerkleTree, leaf_hash
+from core.transactions import REVOKED, anchor_batch, change_status, init_consortium
+from network.fabric_gateway import FabricGateway, FabricIdentity
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricNet]:
+    yield from module_network(tmp_path_factory, orgs=2)
+
+
+def gateway(net: FabricNet, org: int) -> FabricGateway:
+    return FabricGateway(
+        net.endpoint(org),
+        FabricIdentity.from_msp_dir(msp_id(org), net.user_msp(org=org)),
+        channel=CHANNEL,
+        chaincode=CHAINCODE,
+        tls_root_cert=(net.peer_dir_of(org) / "tls" / "ca.crt").read_bytes(),
+        timeout=60,
+    )
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def endorsers(gw: FabricGateway, tx_id: str) -> set[str]:
+    """The MSP ids that endorsed Fabric transaction ``tx_id``, read from its block."""
+    block = common_pb2.Block.FromString(gw.evaluate("GetBlockByTxID", CHANNEL, tx_id, chaincode="qscc"))
+    for data in block.data.data:
+        envelope = common_pb2.Envelope.FromString(data)
+        payload = common_pb2.Payload.FromString(envelope.payload)
+        if common_pb2.ChannelHeader.FromString(payload.header.channel_header).tx_id != tx_id:
+            continue
+        tx = transaction_pb2.Transaction.FromString(payload.data)
+        action = transaction_pb2.ChaincodeActionPayload.FromString(tx.actions[0].payload)
+        return {identities_pb2.SerializedIdentity.FromString(e.endorser).mspid for e in action.action.endorsements}
+    raise AssertionError(f"{tx_id} is not in its block")
+
+
+def test_both_organisations_endorse_and_agree(net: FabricNet) -> None:
+    c = build_consortium(["110000", "310000"], "fabric-orgs")
+    with gateway(net, 1) as one, gateway(net, 2) as two:
+        genesis = one.submit("Submit", init_consortium(c.genesis, c.key("national"), timestamp_ms=now_ms()).decode())
+        assert endorsers(one, genesis.tx_id) == {msp_id(1), msp_id(2)}
+
+        member = c.genesis.member("110000")
+        assert member is not None
+        ids = [LicenseId.build(TYPE_CODE_OF[LicenseKind.NURSE], member.issuers[0], f"N{i:07d}") for i in range(3)]
+        commitments = [sm3(f"orgs/{lic}".encode()) for lic in ids]
+        tree = MerkleTree([leaf_hash(leaf_data(i, i.version, cm)) for i, cm in zip(ids, commitments, strict=True)])
+        env = anchor_batch(
+            c.network_id,
+            issuer="110000",
+            batch_seq=0,
+            root=tree.root_hash(),
+            leaf_count=tree.size,
+            key=c.key("110000"),
+            timestamp_ms=now_ms(),
+        )
+        anchored = two.submit("Submit", env.decode())  # submitted through the other organisation's gateway
+        assert json.loads(anchored.result)["type"] == "AnchorBatch"
+        assert endorsers(two, anchored.tx_id) == {msp_id(1), msp_id(2)}
+        revoke = change_status(
+            c.network_id,
+            issuer="110000",
+            license_id=str(ids[1]),
+            status=REVOKED,
+            reason="R01",
+            effective_ms=now_ms(),
+            status_seq=0,
+            commitment=commitments[1],
+            batch_seq=0,
+            leaf_index=1,
+            inclusion_proof=tree.inclusion_proof(1),
+            key=c.key("110000"),
+            timestamp_ms=now_ms(),
+        )
+        one.submit("Submit", revoke.decode())
+
+        # both peers committed the same blocks and hold the same state: every answer is identical
+        deadline = time.monotonic() + 30
+        while True:
+            answers = [
+                [
+                    gw.evaluate("GetLedgerInfo"),
+                    gw.evaluate("GetStatus", str(ids[1]), ""),
+                    gw.evaluate("GetBatch", "110000", "0"),
+                ]
+                for gw in (one, two)
+            ]
+            if answers[0] == answers[1] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)  # the second peer may commit the last block a moment later
+        assert answers[0] == answers[1]
+        info = json.loads(answers[0][0])
+        assert info["log"]["size"] == 1 and info["tx_count"] == 3
+        assert json.loads(answers[0][1])["status"] == REVOKED
