@@ -21,9 +21,10 @@ from ``hyperledger-fabric-protos``), the flow the official fabric-gateway SDKs i
 4. **Evaluate** runs a query on one peer without ordering; its answer is the chaincode's response payload.
 5. **Errors carry evidence.** A refused endorsement or evaluation (the chaincode raised) is
    :class:`FabricGatewayError` with the gRPC status, every ``ErrorDetail`` (peer address, MSP id, message) and,
-   when the chaincode refused with a licledger reason (``"<REASON>: <message>"``, chaincode.errors), that
-   reason. A transport failure (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``) is :class:`FabricUnavailableError`:
-   retrying later is safe, because the contract refuses a replayed envelope.
+   when the chaincode refused with one of the contract's reasons (``"<REASON>: <message>"``,
+   :class:`chaincode.errors.Reason`), that reason; nothing else in a message is taken for one. A transport
+   failure (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``) is :class:`FabricUnavailableError`: retrying later is safe,
+   because the contract refuses a replayed envelope.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from fabric_protos.peer import (
 from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 
+from chaincode.errors import Reason
 from core.errors import LicledgerError
 
 __all__ = [
@@ -70,7 +72,9 @@ __all__ = [
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 """The order n of NIST P-256 (FIPS 186-4, D.1.2.3), the curve of Fabric's ECDSA identities."""
 _NONCE_BYTES = 24
-_REASON = re.compile(r"\b([A-Z][A-Z0-9_]{2,}): ")
+_REASON = re.compile(r"(?:^|chaincode response \d+, )([A-Z][A-Z0-9_]{2,}): ")
+"""Where a chaincode's refusal shows in the gateway's messages: ``chaincode response 500, <REASON>: ...``."""
+_REASONS = frozenset(r.value for r in Reason)
 _UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
@@ -139,7 +143,7 @@ class FabricGatewayError(LicledgerError):
         self.code = code
         self.details = tuple(details)
         texts = [message, *(d[2] for d in self.details)]
-        found = next((m.group(1) for t in texts for m in [_REASON.search(t)] if m), None)
+        found = next((m.group(1) for t in texts for m in _REASON.finditer(t) if m.group(1) in _REASONS), None)
         self.reason: str | None = found
         where = "; ".join(f"{addr} ({msp}): {msg}" for addr, msp, msg in self.details)
         super().__init__(f"{what} refused ({code.name}): {message}" + (f" [{where}]" if where else ""))

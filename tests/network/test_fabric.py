@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, module_network
@@ -249,3 +250,11 @@ def test_concurrent_provinces_conflict_on_fabric_and_are_resubmitted(
         if resubmitted:
             break
     assert resubmitted, "no round conflicted: the two submissions never shared a block"
+
+
+def test_only_the_contracts_reasons_are_taken_from_gateway_messages() -> None:
+    detail = ("127.0.0.1:7051", "Org1MSP", "chaincode response 500, BATCH_SEQ_REPLAY: batch_seq 0 was already used")
+    refused = FabricGatewayError("endorse Submit", grpc.StatusCode.ABORTED, "failed to endorse", [detail])
+    assert refused.reason == "BATCH_SEQ_REPLAY" and "127.0.0.1:7051 (Org1MSP)" in str(refused)
+    for message in ("TLS: handshake failed", "chaincode response 500, SOMETHING_ELSE: x"):
+        assert FabricGatewayError("evaluate", grpc.StatusCode.UNKNOWN, message, []).reason is None
