@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests" / "network"))
 
 from bench_anchor import BATCH_MAX_AGE_MS, KEK, PASS_INTERVAL_MS, _documents, _end_to_end, _sign  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
-from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, fabric_home, fabric_network  # noqa: E402
+from fabricnet import FabricNet, fabric_home, fabric_network  # noqa: E402
 
 from network.localnet import NetworkConfig, init_network  # noqa: E402
 from node.cli import cli  # noqa: E402
@@ -63,13 +63,7 @@ def _run(net: FabricNet, tmp: Path, count: int, workers: int, repeat: int, out: 
             directory,
             anchor_batch_max_age_ms=BATCH_MAX_AGE_MS,
             anchor_interval_ms=PASS_INTERVAL_MS,
-            ledger_backend="fabric",
-            fabric_gateway=net.peer_endpoint,
-            fabric_msp_id=ORG,
-            fabric_msp_dir=net.user_msp(),
-            fabric_tls_ca=net.peer_tls_ca,
-            fabric_channel=CHANNEL,
-            fabric_chaincode=CHAINCODE,
+            **net.node_settings(),
         )
     )
     try:

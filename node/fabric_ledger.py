@@ -69,10 +69,6 @@ class FabricLedger(Ledger):
         self.network_id = network_id
         self._submitting = threading.Lock()
 
-    @property
-    def urls(self) -> list[str]:
-        return []
-
     def _unavailable(self, exc: FabricUnavailableError) -> LedgerUnavailableError:
         return LedgerUnavailableError([f"Fabric gateway: {exc}"])
 

@@ -245,7 +245,6 @@ class FabricNet:
     peer_ports: list[int] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     started: dict[str, tuple[list[str], dict[str, str], int]] = field(default_factory=dict)
-    package_id: str = ""
 
     def __post_init__(self) -> None:
         self.peer_ports = [free_port() for _ in range(self.orgs)]
@@ -285,6 +284,23 @@ class FabricNet:
 
     def user_msp(self, user: str = "User1", org: int = 1) -> Path:
         return self.org_dir(org) / "users" / f"{user}@{org_domain(org)}" / "msp"
+
+    def node_settings(self, chaincode: str = CHAINCODE) -> dict[str, object]:
+        """A node's settings for a ledger on this network's ``chaincode``, through organisation 1's peer as its
+        ``User1`` (``load_settings`` keywords; :meth:`node_environment` for a process)."""
+        return {
+            "ledger_backend": "fabric",
+            "fabric_gateway": self.peer_endpoint,
+            "fabric_msp_id": ORG,
+            "fabric_msp_dir": self.user_msp(),
+            "fabric_tls_ca": self.peer_tls_ca,
+            "fabric_channel": CHANNEL,
+            "fabric_chaincode": chaincode,
+        }
+
+    def node_environment(self, chaincode: str = CHAINCODE) -> dict[str, str]:
+        """:meth:`node_settings` as the ``LICLEDGER_*`` environment of a ``licledger node`` process."""
+        return {f"LICLEDGER_{k.upper()}": str(v) for k, v in self.node_settings(chaincode).items()}
 
     @staticmethod
     def peer_name(org: int) -> str:
@@ -406,8 +422,6 @@ class FabricNet:
                 "peer", "lifecycle", "chaincode", "approveformyorg", *self.orderer_flags(), *self.definition(name),
                 "--package-id", package_id, env=admin,
             )  # fmt: skip
-            if name == CHAINCODE and org == 1:
-                self.package_id = package_id
         peers = []
         for org in range(1, self.orgs + 1):
             peers += [
@@ -439,10 +453,6 @@ class FabricNet:
 
     def orderer_flags(self) -> list[str]:
         return ["-o", f"127.0.0.1:{self.orderer_port}", "--tls", "--cafile", str(self.orderer_ca)]
-
-    def log(self, name: str) -> str:
-        path = self.root / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
         for proc in reversed(self.procs):

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from anchorkit import Issuer, documents, open_joined, serving, wait_for
-from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, module_network
+from fabricnet import FabricNet, module_network
 from netkit import licledger
 
 from core.consortium import Genesis
@@ -43,15 +43,7 @@ def test_a_node_issues_anchors_revokes_and_proves_on_fabric(net: FabricNet, tmp_
     done = licledger("network", "init", "--provinces", "110000,310000", "--dir", network_dir, "--seed", "fabric-node")
     assert done.returncode == 0, done.stdout + done.stderr
     config = NetworkConfig.load(network_dir)
-    fabric = {
-        "ledger_backend": "fabric",
-        "fabric_gateway": net.peer_endpoint,
-        "fabric_msp_id": ORG,
-        "fabric_msp_dir": net.user_msp(),
-        "fabric_tls_ca": net.peer_tls_ca,
-        "fabric_channel": CHANNEL,
-        "fabric_chaincode": CHAINCODE,
-    }
+    fabric = net.node_settings()
     done = licledger(
         "node", "init", "--dir", tmp_path / "node", "--network-dir", network_dir, "--member", "110000", "--development"
     )
@@ -133,16 +125,7 @@ def test_two_provinces_serve_on_fabric_and_their_checkpoint_duty_makes_proofs_fi
     config = NetworkConfig.load(network_dir)
     # a chaincode of this test's own: the module's other test initialised the first one with another genesis
     chaincode = net.deploy("licledger-serve")
-    for name, value in {
-        "LICLEDGER_LEDGER_BACKEND": "fabric",
-        "LICLEDGER_FABRIC_GATEWAY": net.peer_endpoint,
-        "LICLEDGER_FABRIC_MSP_ID": ORG,
-        "LICLEDGER_FABRIC_MSP_DIR": str(net.user_msp()),
-        "LICLEDGER_FABRIC_TLS_CA": str(net.peer_tls_ca),
-        "LICLEDGER_FABRIC_CHANNEL": CHANNEL,
-        "LICLEDGER_FABRIC_CHAINCODE": chaincode,
-        "LICLEDGER_CHECKPOINT_DUTY_INTERVAL_S": "0.5",
-    }.items():
+    for name, value in {**net.node_environment(chaincode), "LICLEDGER_CHECKPOINT_DUTY_INTERVAL_S": "0.5"}.items():
         monkeypatch.setenv(name, value)
     keys = {}
     for member in ("110000", "310000"):
@@ -211,17 +194,7 @@ def test_fabric_peer_down_issuing_goes_on_and_anchoring_catches_up(net: FabricNe
         "node", "init", "--dir", tmp_path / "node", "--network-dir", network_dir, "--member", "110000", "--development"
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    ctx = open_joined(
-        tmp_path / "node",
-        ledger_backend="fabric",
-        fabric_gateway=net.peer_endpoint,
-        fabric_msp_id=ORG,
-        fabric_msp_dir=net.user_msp(),
-        fabric_tls_ca=net.peer_tls_ca,
-        fabric_channel=CHANNEL,
-        fabric_chaincode=chaincode,
-        ledger_timeout_s=10,
-    )
+    ctx = open_joined(tmp_path / "node", **net.node_settings(chaincode), ledger_timeout_s=10)
     issuer = Issuer(ctx)
     try:
         assert ctx.ledger is not None
