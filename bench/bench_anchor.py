@@ -399,7 +399,8 @@ def _bench(
                     out[f"{name}: end_to_end_vs_sm2_sign, {label}{note}, min"] = values[0]
                     out[f"{name}: end_to_end_vs_sm2_sign, {label}{note}, max"] = values[-1]
             _phases(ctx, _documents(member, count, uscc, count), out, name)
-            _proofs(ctx, directory, operator, proofs, out, name)
+            if proofs > 0:
+                _proofs(ctx, directory, operator, proofs, out, name)
         finally:
             ctx.close()
 
