@@ -48,6 +48,7 @@ from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
 from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import (
     chaincode_pb2,
+    peer_pb2_grpc,
     proposal_pb2,
     proposal_response_pb2,
     transaction_pb2,
@@ -235,6 +236,7 @@ class FabricGateway:
             options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
             self._channel = grpc.secure_channel(endpoint, grpc.ssl_channel_credentials(tls_root_cert), options)
         self._stub = gateway_pb2_grpc.GatewayStub(self._channel)
+        self._endorser = peer_pb2_grpc.EndorserStub(self._channel)
         self._creator = identity.creator()
 
     def close(self) -> None:
@@ -255,15 +257,18 @@ class FabricGateway:
     def proposal(
         self,
         function: str,
-        args: Sequence[str],
+        args: Sequence[str | bytes],
         *,
         nonce: bytes | None = None,
         timestamp_ms: int | None = None,
         chaincode: str | None = None,
+        channel: str | None = None,
     ) -> _Proposal:
         """A signed proposal invoking ``function(*args)``; see rule 1. ``nonce`` (default: 24 random bytes) and
         ``timestamp_ms`` (default: now) may be chosen by the caller, which makes the transaction id
-        deterministic; ``chaincode`` overrides the gateway's (e.g. the system chaincode ``qscc``)."""
+        deterministic; ``chaincode`` overrides the gateway's (e.g. the system chaincode ``qscc``) and ``channel``
+        the channel (``""`` for a peer-local call such as installing a chaincode package). A ``str`` argument is
+        sent as its UTF-8 bytes, a ``bytes`` argument (a system chaincode's protobuf message) as it is."""
         nonce = os.urandom(_NONCE_BYTES) if nonce is None else nonce
         if len(nonce) < 16:
             raise ValueError("a proposal nonce must be at least 16 bytes")
@@ -274,7 +279,7 @@ class FabricGateway:
         channel_header = common_pb2.ChannelHeader(
             type=common_pb2.HeaderType.ENDORSER_TRANSACTION,
             timestamp=now,
-            channel_id=self.channel_name,
+            channel_id=self.channel_name if channel is None else channel,
             tx_id=tx_id,
             epoch=0,
             extension=proposal_pb2.ChaincodeHeaderExtension(chaincode_id=cc_id).SerializeToString(),
@@ -286,7 +291,9 @@ class FabricGateway:
         spec = chaincode_pb2.ChaincodeInvocationSpec(
             chaincode_spec=chaincode_pb2.ChaincodeSpec(
                 chaincode_id=cc_id,
-                input=chaincode_pb2.ChaincodeInput(args=[function.encode(), *(a.encode() for a in args)]),
+                input=chaincode_pb2.ChaincodeInput(
+                    args=[function.encode(), *(a if isinstance(a, bytes) else a.encode() for a in args)]
+                ),
             )
         )
         payload = proposal_pb2.ChaincodeProposalPayload(input=spec.SerializeToString())
@@ -309,7 +316,9 @@ class FabricGateway:
 
     # --- rule 4 ---
 
-    def evaluate(self, function: str, *args: str, timeout: float | None = None, chaincode: str | None = None) -> bytes:
+    def evaluate(
+        self, function: str, *args: str | bytes, timeout: float | None = None, chaincode: str | None = None
+    ) -> bytes:
         """The chaincode's answer to a query, from one peer, not ordered."""
         p = self.proposal(function, args, chaincode=chaincode)
         request = gateway_pb2.EvaluateRequest(
@@ -324,18 +333,25 @@ class FabricGateway:
     def submit(
         self,
         function: str,
-        *args: str,
+        *args: str | bytes,
         timeout: float | None = None,
         nonce: bytes | None = None,
         timestamp_ms: int | None = None,
+        chaincode: str | None = None,
+        endorsing_organizations: Sequence[str] = (),
     ) -> FabricCommit:
-        """Endorse, order and wait for ``function(*args)``; its commit, or an error (rules 3, 5)."""
-        p = self.proposal(function, args, nonce=nonce, timestamp_ms=timestamp_ms)
+        """Endorse, order and wait for ``function(*args)``; its commit, or an error (rules 3, 5).
+        ``endorsing_organizations`` (MSP ids) restricts endorsement to those organisations' peers (the gateway
+        otherwise picks peers satisfying the chaincode's endorsement policy)."""
+        p = self.proposal(function, args, nonce=nonce, timestamp_ms=timestamp_ms, chaincode=chaincode)
         endorsed = self._rpc(
             f"endorse {function}",
             self._stub.Endorse,
             gateway_pb2.EndorseRequest(
-                transaction_id=p.tx_id, channel_id=self.channel_name, proposed_transaction=p.signed
+                transaction_id=p.tx_id,
+                channel_id=self.channel_name,
+                proposed_transaction=p.signed,
+                endorsing_organizations=list(endorsing_organizations),
             ),
             timeout,
         )
@@ -354,6 +370,25 @@ class FabricGateway:
         if code != "VALID":
             raise FabricCommitError(p.tx_id, code, block)
         return FabricCommit(p.tx_id, block, _endorsed_result(envelope))
+
+    def process_proposal(
+        self, function: str, *args: str | bytes, chaincode: str, channel: str, timeout: float | None = None
+    ) -> bytes:
+        """A proposal sent to this peer's ``Endorser`` service itself, not through the gateway: for the peer's
+        own administration (``_lifecycle`` ``InstallChaincode``, ``QueryInstalledChaincodes``, which name no
+        channel). The chaincode's response payload; :class:`FabricGatewayError` naming the peer's status and
+        message when it refuses."""
+        p = self.proposal(function, args, chaincode=chaincode, channel=channel)
+        response = self._rpc(function, self._endorser.ProcessProposal, p.signed, timeout)
+        if response.response.status >= 400:
+            raise FabricGatewayError(
+                function,
+                grpc.StatusCode.UNKNOWN,
+                f"the peer answered {response.response.status}: {response.response.message}",
+                (),
+            )
+        payload: bytes = response.response.payload
+        return payload
 
     def commit_status(self, tx_id: str, *, timeout: float | None = None) -> tuple[str, int]:
         """Wait for ``tx_id``'s block: (validation code name, block number)."""

@@ -18,6 +18,11 @@ from core.errors import LicledgerError
 # name -> (module, attribute, one-line help). Add a line here to add a command.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("node.commands.demo", "demo", "Run the whole product end to end on loopback (network, node, proofs)."),
+    "fabric": (
+        "network.fabric_cli",
+        "fabric",
+        "Run the contract as a Hyperledger Fabric chaincode server; deploy it on a channel.",
+    ),
     "gen": ("node.commands.gen", "gen", "Write realistic synthetic licenses as JSON lines."),
     "keys": ("node.commands.keys", "keys", "Generate, inspect and protect SM2 keys."),
     "node": ("node.commands.node", "node", "Initialise, run and administer a provincial node."),

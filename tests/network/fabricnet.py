@@ -16,18 +16,26 @@ between the peer and the chaincode server.
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
-import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from network.fabric_gateway import FabricGateway, FabricGatewayError, FabricIdentity
+from network.fabric_lifecycle import FabricLifecycle, ServerTLS, ccaas_package
+
+T = TypeVar("T")
+LICLEDGER = [sys.executable, "-c", "from node.cli import main; main()"]
+"""``licledger`` as a command, for the chaincode servers (the tests need not find the installed script)."""
+_FORMING = re.compile(r"no Raft leader|UNAVAILABLE|no peers available|failed to collect enough|no combination")
 
 FABRIC_TOOLS = ("peer", "orderer", "configtxgen", "cryptogen", "osnadmin")
 CHANNEL = "licledger"
@@ -211,27 +219,6 @@ BUILDER = {
 }
 
 
-def chaincode_package(
-    path: Path, work_name: str, address: str, tls: dict[str, str] | None = None, *, package_label: str | None = None
-) -> None:
-    """A ``ccaas`` chaincode package: ``metadata.json`` and ``code.tar.gz`` holding ``connection.json``; with
-    ``tls`` (PEM texts ``client_key``, ``client_cert``, ``root_cert``) the peer dials the chaincode server over
-    mutually authenticated TLS."""
-    label = package_label or work_name
-    work = path.parent / f"{work_name}-pkg"
-    work.mkdir()
-    connection: dict[str, object] = {"address": address, "dial_timeout": "10s", "tls_required": tls is not None}
-    if tls is not None:
-        connection.update(client_auth_required=True, **tls)
-    (work / "connection.json").write_text(json.dumps(connection))
-    with tarfile.open(work / "code.tar.gz", "w:gz") as tar:
-        tar.add(work / "connection.json", arcname="connection.json")
-    (work / "metadata.json").write_text(json.dumps({"type": "ccaas", "label": label}))
-    with tarfile.open(path, "w:gz") as tar:
-        tar.add(work / "metadata.json", arcname="metadata.json")
-        tar.add(work / "code.tar.gz", arcname="code.tar.gz")
-
-
 @dataclass
 class FabricNet:
     """The running network; :func:`fabric_network` builds it. Organisation 1's peer is ``peer`` (the one the
@@ -321,18 +308,6 @@ class FabricNet:
             raise RuntimeError(f"{' '.join(args[:3])} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
         return out.stdout + out.stderr
 
-    def ordered(self, *args: str, env: dict[str, str], timeout: float = 90) -> str:
-        """A peer CLI command that sends a transaction to the orderer: retried while the channel's Raft
-        cluster has no leader yet (a fresh channel elects one after a few ticks)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return self.tool(*args, env=env)
-            except RuntimeError as exc:
-                if "no Raft leader" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-
     def start(self, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
         """Start process ``name`` (its output appended to ``<name>.log``) and wait until ``port`` listens."""
         log = self.root / f"{name}.log"
@@ -390,55 +365,61 @@ class FabricNet:
         )
 
     def deploy(self, name: str) -> str:
-        """Every organisation installs the contract as chaincode ``name`` (a ``ccaas`` package naming its own
-        chaincode server, started here on a free port with mutually authenticated TLS) and approves it; then it
-        is committed (sequence 1) with every organisation's endorsement. Returns ``name``: each name is a
-        ledger of its own on the channel."""
+        """Every organisation packages the contract as chaincode ``name`` (a ``ccaas`` package naming its own
+        chaincode server, ``licledger fabric chaincode``, started here on a free port with mutually authenticated
+        TLS), installs and approves it; then it is committed (sequence 1) with every organisation's endorsement,
+        all through licledger's own lifecycle client (:mod:`network.fabric_lifecycle`). Returns ``name``: each
+        name is a ledger of its own on the channel."""
         label = f"{name.replace('-', '_')}_1"
         for org in range(1, self.orgs + 1):
-            admin = self.admin_env(org)
             port = free_port()
-            package = self.root / f"{label}-org{org}.tar.gz"
             # the chaincode server presents its organisation's "chaincode" node certificate and requires the
             # peer's TLS client certificate, both issued by the organisation's TLS CA
             peer_tls = self.peer_dir_of(org) / "tls"
             server_tls = self.org_dir(org) / "peers" / f"chaincode.{org_domain(org)}" / "tls"
-            tls = {
-                "client_key": (peer_tls / "server.key").read_text(),
-                "client_cert": (peer_tls / "server.crt").read_text(),
-                "root_cert": (server_tls / "ca.crt").read_text(),
-            }
-            chaincode_package(package, f"{label}-org{org}", f"127.0.0.1:{port}", tls, package_label=label)
-            self.tool("peer", "lifecycle", "chaincode", "install", str(package), env=admin)
-            listing = self.tool("peer", "lifecycle", "chaincode", "queryinstalled", "--output", "json", env=admin)
-            [package_id] = [
-                c["package_id"] for c in json.loads(_json_of(listing))["installed_chaincodes"] if c["label"] == label
-            ]
-            server = [sys.executable, "-m", "chaincode", "--id", package_id, "--address", f"127.0.0.1:{port}"]
-            server += ["--tls-key", str(server_tls / "server.key"), "--tls-cert", str(server_tls / "server.crt")]
-            server += ["--client-ca", str(peer_tls / "ca.crt")]
-            self.start(f"chaincode-{name}-org{org}", server, {}, port)
-            self.ordered(
-                "peer", "lifecycle", "chaincode", "approveformyorg", *self.orderer_flags(), *self.definition(name),
-                "--package-id", package_id, env=admin,
-            )  # fmt: skip
-        peers = []
-        for org in range(1, self.orgs + 1):
-            peers += [
-                "--peerAddresses",
-                self.endpoint(org),
-                "--tlsRootCertFiles",
-                str(self.peer_dir_of(org) / "tls" / "ca.crt"),
-            ]
-        self.ordered(
-            "peer", "lifecycle", "chaincode", "commit", *self.orderer_flags(), *self.definition(name), *peers,
-            env=self.admin_env(1),
-        )  # fmt: skip
+            tls = ServerTLS(
+                client_key=(peer_tls / "server.key").read_text(),
+                client_cert=(peer_tls / "server.crt").read_text(),
+                root_cert=(server_tls / "ca.crt").read_text(),
+            )
+            with self.lifecycle(org) as lifecycle:
+                package_id = lifecycle.install(ccaas_package(label, f"127.0.0.1:{port}", tls))
+                server = [*LICLEDGER, "fabric", "chaincode", "--id", package_id, "--address", f"127.0.0.1:{port}"]
+                server += ["--tls-key", str(server_tls / "server.key"), "--tls-cert", str(server_tls / "server.crt")]
+                server += ["--client-ca", str(peer_tls / "ca.crt")]
+                self.start(f"chaincode-{name}-org{org}", server, {}, port)
+                self.retried(functools.partial(lifecycle.approve, name, "1", 1, package_id))
+        with self.lifecycle(1) as lifecycle:
+            orgs = [msp_id(o) for o in range(1, self.orgs + 1)]
+            self.retried(functools.partial(lifecycle.commit, name, "1", 1, orgs))
         return name
 
+    @contextlib.contextmanager
+    def lifecycle(self, org: int = 1) -> Iterator[FabricLifecycle]:
+        """Organisation ``org``'s admin, connected to its peer, for the chaincode lifecycle."""
+        admin = self.org_dir(org) / "users" / f"Admin@{org_domain(org)}" / "msp"
+        with FabricGateway(
+            self.endpoint(org),
+            FabricIdentity.from_msp_dir(msp_id(org), admin),
+            channel=CHANNEL,
+            chaincode="_lifecycle",
+            tls_root_cert=(self.peer_dir_of(org) / "tls" / "ca.crt").read_bytes(),
+            timeout=60,
+        ) as gateway:
+            yield FabricLifecycle(gateway)
+
     @staticmethod
-    def definition(name: str) -> list[str]:
-        return ["--channelID", CHANNEL, "--name", name, "--version", "1", "--sequence", "1"]
+    def retried(step: Callable[[], T], timeout: float = 90) -> T:
+        """``step()``, retried while the channel's Raft cluster or the peer's view of it is still forming (the
+        gateway answers UNAVAILABLE or finds no peer to endorse yet)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return step()
+            except FabricGatewayError as exc:
+                if time.monotonic() > deadline or not _FORMING.search(str(exc)):
+                    raise
+                time.sleep(1)
 
     def admin_env(self, org: int = 1) -> dict[str, str]:
         """The peer CLI as organisation ``org``'s admin, talking to its peer over TLS."""
@@ -450,9 +431,6 @@ class FabricNet:
             "CORE_PEER_TLS_ENABLED": "true",
             "CORE_PEER_TLS_ROOTCERT_FILE": str(self.peer_dir_of(org) / "tls" / "ca.crt"),
         }
-
-    def orderer_flags(self) -> list[str]:
-        return ["-o", f"127.0.0.1:{self.orderer_port}", "--tls", "--cafile", str(self.orderer_ca)]
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
