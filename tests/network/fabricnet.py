@@ -232,6 +232,8 @@ class FabricNet:
     peer_ports: list[int] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     started: dict[str, tuple[list[str], dict[str, str], int]] = field(default_factory=dict)
+    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    """The latest process started under each name (every organisation's peer runs the same command line)."""
 
     def __post_init__(self) -> None:
         self.peer_ports = [free_port() for _ in range(self.orgs)]
@@ -315,15 +317,15 @@ class FabricNet:
             proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=fh, stderr=subprocess.STDOUT, cwd=self.root)
         self.procs.append(proc)
         self.started[name] = (argv, env, port)
+        self.running[name] = proc
         wait_port(port, proc, log)
 
     def kill(self, name: str) -> None:
         """SIGKILL process ``name`` (e.g. ``peer``): a crash, nothing flushed or closed."""
-        argv = self.started[name][0]
-        for proc in self.procs:
-            if proc.args == argv and proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        proc = self.running[name]
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
     def restart(self, name: str) -> None:
         """Start process ``name`` again as it was first started (same ports, same data directories)."""
