@@ -11,9 +11,9 @@ member per database (`node init --network-dir`), and measures, all in this run:
 * ``end to end``: N licenses from JSON lines to anchored: parsed and validated, sealed, committed, stored with their
   outbox entry (``records.store_sealed`` per chunk of the importer's ``DEFAULT_CHUNK_LINES``, the import path),
   while the anchoring worker runs passes concurrently as ``node serve`` does, one every ``anchor_interval_ms``
-  (batches of ``anchor_batch_size``, 1,024; RFC 9162 root, ``AnchorBatch`` signed and committed by the ledger,
+  (batches of ``anchor_batch_size``, 4,096; RFC 9162 root, ``AnchorBatch`` signed and committed by the ledger,
   receipts written); the clock stops when the last receipt is written. The node's settings are its defaults except
-  the pass interval (100 ms, default 1 s) and the batch age threshold (500 ms, default 5 s); once the last chunk is
+  the pass interval (100 ms, default 1 s); once the last chunk is
   stored, the passes are forced (as ``licledger node anchor --once --force`` after an import), so the last, partial
   batch does not wait for the age threshold. The network's settings are its defaults (a checkpoint every 20 blocks).
   Twice: with everything in **1 process**, and with **N sealing workers** (``node.sealing.SealingPool``, default:
@@ -96,7 +96,6 @@ def _sign(count: int) -> tuple[float, float]:
 
 
 PASS_INTERVAL_MS = 100
-BATCH_MAX_AGE_MS = 500
 
 
 def _stat(pid: int | str) -> tuple[str, float] | None:
@@ -355,9 +354,7 @@ def _bench(
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "node"
         operator = _join(directory, network_dir, member, url)
-        ctx = open_node(
-            load_settings(directory, anchor_batch_max_age_ms=BATCH_MAX_AGE_MS, anchor_interval_ms=PASS_INTERVAL_MS)
-        )
+        ctx = open_node(load_settings(directory, anchor_interval_ms=PASS_INTERVAL_MS))
         try:
             uscc = ctx.settings.authority_uscc
             with SealingPool(ctx, workers) as pool:

@@ -18,7 +18,11 @@ Rules:
    reaches a block invalid for Fabric's own reasons (``MVCC_READ_CONFLICT``: another province's transaction in
    the same block wrote the shared log keys, docs/chaincode.md) is resubmitted as the next attempt, at most
    :data:`MAX_ATTEMPTS` times; any other code is the verdict (``reason`` = the validation code).
-3. **Transport.** A gateway that does not answer is :class:`~node.ledger.LedgerUnavailableError` (retry later;
+3. **Position.** A transaction committed through :meth:`FabricLedger.submit` is reported with its block and
+   ``index = -1``: Fabric's ``CommitStatus`` names the block but not the position in it, and the node uses only
+   the block (looking the transaction up in its block after every commit cost a ``qscc`` round trip that reads
+   the whole block). :meth:`FabricLedger.committed` reads the block and reports the position too.
+4. **Transport.** A gateway that does not answer is :class:`~node.ledger.LedgerUnavailableError` (retry later;
    rule 2 of node.ledger makes that safe); a refused query is :class:`~node.ledger.LedgerRequestError` with the
    contract's reason, and ``NOT_FOUND`` is ``None``.
 
@@ -105,10 +109,8 @@ class FabricLedger(Ledger):
                 if exc.reason is None:
                     raise LedgerRequestError(None, None, str(exc)) from None
                 return Committed(tx_id, -1, -1, False, exc.reason, str(exc))
-            found = self._attempt(tx_id, attempt)
-            if found is None:  # committed a moment ago, so a block holds it: a peer that says not is broken
-                raise LedgerUnavailableError([f"Fabric transaction {commit.tx_id} committed but not found"])
-            return found
+            # rule 3: Fabric's commit status names the block, not the position in it
+            return Committed(tx_id, commit.block_number, -1, True, None, None)
         raise LedgerRequestError(None, "MVCC_READ_CONFLICT", f"{tx_id}: conflicted in {MAX_ATTEMPTS} attempts")
 
     def _attempt(self, tx_id: str, attempt: int) -> Committed | None:
@@ -142,7 +144,7 @@ class FabricLedger(Ledger):
             first_invalid = first_invalid or found
         return first_invalid
 
-    # --- rule 3 ---
+    # --- rule 4 ---
 
     def query(self, function: str, *args: str) -> Any:
         try:

@@ -74,6 +74,8 @@ class Committed:
     tx_id: str
     block: int
     index: int
+    """The position in the block; -1 where it is not known (refused before ordering, or on Fabric where the
+    commit status names only the block)."""
     valid: bool
     reason: str | None
     message: str | None

@@ -65,7 +65,7 @@ class NodeSettings(BaseSettings):
     public_rate_per_second: float = Field(default=5.0, ge=0)
     public_rate_burst: int = Field(default=20, ge=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    anchor_batch_size: int = Field(default=1024, ge=1, le=1 << 20, description="Anchoring worker: leaves.")
+    anchor_batch_size: int = Field(default=4096, ge=1, le=1 << 20, description="Anchoring worker: leaves.")
     anchor_batch_max_age_ms: int = Field(default=5000, ge=1, description="Anchoring worker: oldest leaf age.")
     ledger_urls: str | None = Field(default=None, description="Comma-separated peer URLs, own member's first.")
     network_id: str | None = Field(default=None, description="SM3 (hex) of the ledger's genesis.")

@@ -29,6 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from fabric_protos.common import common_pb2
+from fabric_protos.msp import identities_pb2
+from fabric_protos.peer import transaction_pb2
+
 from network.fabric_gateway import FabricGateway, FabricGatewayError, FabricIdentity
 from network.fabric_lifecycle import FabricLifecycle, ServerTLS, ccaas_package
 
@@ -396,6 +400,17 @@ class FabricNet:
             self.retried(functools.partial(lifecycle.commit, name, "1", 1, orgs))
         return name
 
+    def gateway(self, org: int = 1, chaincode: str = CHAINCODE) -> FabricGateway:
+        """A gateway to organisation ``org``'s peer as its ``User1``, for ``chaincode`` (close it after use)."""
+        return FabricGateway(
+            self.endpoint(org),
+            FabricIdentity.from_msp_dir(msp_id(org), self.user_msp(org=org)),
+            channel=CHANNEL,
+            chaincode=chaincode,
+            tls_root_cert=(self.peer_dir_of(org) / "tls" / "ca.crt").read_bytes(),
+            timeout=60,
+        )
+
     @contextlib.contextmanager
     def lifecycle(self, org: int = 1) -> Iterator[FabricLifecycle]:
         """Organisation ``org``'s admin, connected to its peer, for the chaincode lifecycle."""
@@ -517,3 +532,16 @@ def fabric_network(home: Path, root: Path, *, orgs: int = 1) -> Iterator[FabricN
 def _json_of(text: str) -> str:
     """The JSON object in a peer CLI output that may be preceded by log lines."""
     return text[text.index("{") : text.rindex("}") + 1]
+
+
+def endorsers(gw: FabricGateway, tx_id: str) -> set[str]:
+    """The MSP ids that endorsed Fabric transaction ``tx_id``, read from its block (``qscc``)."""
+    block = common_pb2.Block.FromString(gw.evaluate("GetBlockByTxID", CHANNEL, tx_id, chaincode="qscc"))
+    for data in block.data.data:
+        payload = common_pb2.Payload.FromString(common_pb2.Envelope.FromString(data).payload)
+        if common_pb2.ChannelHeader.FromString(payload.header.channel_header).tx_id != tx_id:
+            continue
+        tx = transaction_pb2.Transaction.FromString(payload.data)
+        action = transaction_pb2.ChaincodeActionPayload.FromString(tx.actions[0].payload)
+        return {identities_pb2.SerializedIdentity.FromString(e.endorser).mspid for e in action.action.endorsements}
+    raise AssertionError(f"{tx_id} is not in its block")

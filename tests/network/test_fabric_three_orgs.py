@@ -14,10 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fabric_protos.common import common_pb2
-from fabric_protos.msp import identities_pb2
-from fabric_protos.peer import transaction_pb2
-from fabricnet import CHAINCODE, CHANNEL, FabricNet, module_network, msp_id
+from fabricnet import FabricNet, endorsers, module_network, msp_id
 
 from core.codes import TYPE_CODE_OF, LicenseId, LicenseKind
 from core.commitment import leaf_data
@@ -25,7 +22,7 @@ from core.consortium import build_consortium
 from core.hashing import sm3
 from core.merkle import MerkleTree, leaf_hash
 from core.transactions import anchor_batch, init_consortium
-from network.fabric_gateway import FabricGateway, FabricGatewayError, FabricIdentity
+from network.fabric_gateway import FabricGatewayError
 from network.fabric_lifecycle import LifecycleError, ccaas_package
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -38,37 +35,13 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricNet]:
     yield from module_network(tmp_path_factory, orgs=3)
 
 
-def gateway(net: FabricNet, org: int) -> FabricGateway:
-    return FabricGateway(
-        net.endpoint(org),
-        FabricIdentity.from_msp_dir(msp_id(org), net.user_msp(org=org)),
-        channel=CHANNEL,
-        chaincode=CHAINCODE,
-        tls_root_cert=(net.peer_dir_of(org) / "tls" / "ca.crt").read_bytes(),
-        timeout=60,
-    )
-
-
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def endorsers(gw: FabricGateway, tx_id: str) -> set[str]:
-    """The MSP ids that endorsed Fabric transaction ``tx_id``, read from its block."""
-    block = common_pb2.Block.FromString(gw.evaluate("GetBlockByTxID", CHANNEL, tx_id, chaincode="qscc"))
-    for data in block.data.data:
-        payload = common_pb2.Payload.FromString(common_pb2.Envelope.FromString(data).payload)
-        if common_pb2.ChannelHeader.FromString(payload.header.channel_header).tx_id != tx_id:
-            continue
-        tx = transaction_pb2.Transaction.FromString(payload.data)
-        action = transaction_pb2.ChaincodeActionPayload.FromString(tx.actions[0].payload)
-        return {identities_pb2.SerializedIdentity.FromString(e.endorser).mspid for e in action.action.endorsements}
-    raise AssertionError(f"{tx_id} is not in its block")
-
-
 def test_one_organisations_peer_down_does_not_stop_the_channel(net: FabricNet) -> None:
     c = build_consortium(["110000", "310000", "440000"], "fabric-three")
-    with gateway(net, 1) as one:
+    with net.gateway(1) as one:
         genesis = one.submit("Submit", init_consortium(c.genesis, c.key("national"), timestamp_ms=now_ms()).decode())
         found = endorsers(one, genesis.tx_id)
         assert len(found) >= 2 and found <= ALL  # a majority endorsed
@@ -92,7 +65,7 @@ def test_one_organisations_peer_down_does_not_stop_the_channel(net: FabricNet) -
         assert endorsers(one, anchored.tx_id) == {msp_id(1), msp_id(2)}  # the two that are up
 
         net.restart(net.peer_name(3))
-        with gateway(net, 3) as three:
+        with net.gateway(3) as three:
             deadline = time.monotonic() + 60
             while True:  # the restarted peer pulls the blocks it missed from the orderer
                 try:
