@@ -226,6 +226,7 @@ class FabricGateway:
     ) -> None:
         if not channel or not chaincode:
             raise ValueError("channel and chaincode names are required")
+        self.endpoint = endpoint
         self.identity = identity
         self.channel_name = channel
         self.chaincode = chaincode

@@ -109,16 +109,21 @@ def open_ledger(settings: NodeSettings) -> Ledger | None:
         from node.fabric_ledger import FabricLedger
 
         assert settings.fabric_gateway and settings.fabric_msp_id and settings.fabric_msp_dir  # the settings' rule
-        gateway = FabricGateway(
-            settings.fabric_gateway,
-            FabricIdentity.from_msp_dir(settings.fabric_msp_id, settings.fabric_msp_dir),
-            channel=settings.fabric_channel,
-            chaincode=settings.fabric_chaincode,
-            tls_root_cert=None if settings.fabric_tls_ca is None else settings.fabric_tls_ca.read_bytes(),
-            server_name=settings.fabric_server_name,
-            timeout=settings.ledger_timeout_s,
-        )
-        return FabricLedger(gateway, settings.network_id)
+        identity = FabricIdentity.from_msp_dir(settings.fabric_msp_id, settings.fabric_msp_dir)
+        tls = None if settings.fabric_tls_ca is None else settings.fabric_tls_ca.read_bytes()
+        gateways = [
+            FabricGateway(
+                endpoint,
+                identity,
+                channel=settings.fabric_channel,
+                chaincode=settings.fabric_chaincode,
+                tls_root_cert=tls,
+                server_name=settings.fabric_server_name,
+                timeout=settings.ledger_timeout_s,
+            )
+            for endpoint in settings.fabric_gateway_list
+        ]
+        return FabricLedger(gateways, settings.network_id)
     return LedgerClient(settings.ledger_url_list, settings.network_id, timeout=settings.ledger_timeout_s)
 
 

@@ -22,9 +22,16 @@ Rules:
    ``index = -1``: Fabric's ``CommitStatus`` names the block but not the position in it, and the node uses only
    the block (looking the transaction up in its block after every commit cost a ``qscc`` round trip that reads
    the whole block). :meth:`FabricLedger.committed` reads the block and reports the position too.
-4. **Transport.** A gateway that does not answer is :class:`~node.ledger.LedgerUnavailableError` (retry later;
-   rule 2 of node.ledger makes that safe); a refused query is :class:`~node.ledger.LedgerRequestError` with the
-   contract's reason, and ``NOT_FOUND`` is ``None``.
+4. **Transport.** When no gateway answers, :class:`~node.ledger.LedgerUnavailableError` naming each (retry
+   later; rule 2 of node.ledger makes that safe); a refused query is :class:`~node.ledger.LedgerRequestError`
+   with the contract's reason, and ``NOT_FOUND`` is ``None``.
+5. **Several gateways** (``LICLEDGER_FABRIC_GATEWAY=a:7051,b:7051``: the organisation's peers, for
+   availability) are tried in order from the one that answered last; only an unavailable gateway
+   (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``) sends the same call to the next, since a refusal is the channel's
+   answer whichever peer gives it. A submission moves on with the *same* attempt, so its Fabric transaction id
+   is unchanged (rule 1): if the first gateway had it ordered after all, the second's copy is Fabric's
+   duplicate (refused at endorsement, or ``DUPLICATE_TXID`` in a later block) and the verdict is the first
+   copy, found in its block.
 
 The node's Fabric identity (an MSP's certificate and ECDSA key, as Fabric's CA or cryptogen issue them) only
 gets the transaction onto Fabric; what the ledger accepts is decided by the SM2 signatures inside the envelope.
@@ -34,11 +41,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from core.transactions import Envelope
 from network.fabric_gateway import (
+    FabricCommit,
     FabricCommitError,
     FabricGateway,
     FabricGatewayError,
@@ -51,6 +59,7 @@ __all__ = ["MAX_ATTEMPTS", "FabricLedger", "fabric_nonce"]
 MAX_ATTEMPTS = 8
 RESUBMIT = frozenset({"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"})
 _NONCE_PREFIX = b"licledger/"
+T = TypeVar("T")
 
 
 def fabric_nonce(tx_id: str, attempt: int) -> bytes:
@@ -61,20 +70,46 @@ def fabric_nonce(tx_id: str, attempt: int) -> bytes:
 
 
 class FabricLedger(Ledger):
-    """The ledger on Fabric through ``gateway`` (its channel and chaincode), for network ``network_id``.
+    """The ledger on Fabric through ``gateways`` (one or more peers' Gateway services, in preference order, all
+    for the same channel, chaincode and identity), for network ``network_id``.
 
     Thread-safe: submissions are serialised (one at a time, as each waits for its block), queries are not.
     """
 
-    def __init__(self, gateway: FabricGateway, network_id: str) -> None:
+    def __init__(self, gateways: FabricGateway | Sequence[FabricGateway], network_id: str) -> None:
         if len(network_id) != 64:
             raise ValueError("network_id must be the 64-hex-digit SM3 of the genesis")
-        self.gateway = gateway
+        self.gateways = [gateways] if isinstance(gateways, FabricGateway) else list(gateways)
+        if not self.gateways:
+            raise ValueError("at least one Fabric gateway is needed")
+        if len({(g.identity.msp_id, g.identity.certificate_pem) for g in self.gateways}) != 1:
+            raise ValueError("every gateway must use the same Fabric identity (rule 1: the transaction ids)")
         self.network_id = network_id
         self._submitting = threading.Lock()
+        self._lock = threading.Lock()
+        self._preferred = 0
 
-    def _unavailable(self, exc: FabricUnavailableError) -> LedgerUnavailableError:
-        return LedgerUnavailableError([f"Fabric gateway: {exc}"])
+    @property
+    def gateway(self) -> FabricGateway:
+        """The gateway answering now (the last one that did)."""
+        return self.gateways[self._preferred]
+
+    def _call(self, what: str, call: Callable[[FabricGateway], T]) -> T:
+        """Rule 5: ``call`` on the preferred gateway, then on the others while a gateway is unavailable."""
+        failures: list[str] = []
+        start = self._preferred
+        for step in range(len(self.gateways)):
+            i = (start + step) % len(self.gateways)
+            gateway = self.gateways[i]
+            try:
+                result = call(gateway)
+            except FabricUnavailableError as exc:
+                failures.append(f"Fabric gateway {gateway.endpoint} ({what}): {exc}")
+                continue
+            with self._lock:
+                self._preferred = i
+            return result
+        raise LedgerUnavailableError(failures)
 
     # --- rule 1 and 2 ---
 
@@ -88,13 +123,18 @@ class FabricLedger(Ledger):
         text = envelope.decode("utf-8")
         for attempt in range(MAX_ATTEMPTS):
             nonce = fabric_nonce(tx_id, attempt)
+
+            def submit(gw: FabricGateway, nonce: bytes = nonce) -> FabricCommit:
+                return gw.submit("Submit", text, timeout=timeout, nonce=nonce, timestamp_ms=parsed.tx.timestamp_ms)
+
             try:
-                commit = self.gateway.submit(
-                    "Submit", text, timeout=timeout, nonce=nonce, timestamp_ms=parsed.tx.timestamp_ms
-                )
-            except FabricUnavailableError as exc:
-                raise self._unavailable(exc) from None
+                commit = self._call("submit", submit)
             except FabricCommitError as exc:
+                if exc.validation_code == "DUPLICATE_TXID":
+                    # rule 5: another gateway was given this very attempt before failing over, and it landed first
+                    found = self._attempt(tx_id, attempt)
+                    if found is not None and (found.valid or found.reason not in RESUBMIT):
+                        return found
                 if exc.validation_code in RESUBMIT and attempt + 1 < MAX_ATTEMPTS:
                     continue
                 return Committed(tx_id, exc.block_number, -1, False, exc.validation_code, str(exc))
@@ -114,11 +154,10 @@ class FabricLedger(Ledger):
         raise LedgerRequestError(None, "MVCC_READ_CONFLICT", f"{tx_id}: conflicted in {MAX_ATTEMPTS} attempts")
 
     def _attempt(self, tx_id: str, attempt: int) -> Committed | None:
-        fabric_tx = self.gateway.transaction_id(fabric_nonce(tx_id, attempt))
+        nonce = fabric_nonce(tx_id, attempt)
+        fabric_tx = self.gateways[0].transaction_id(nonce)  # the same on every gateway: one identity
         try:
-            found = self.gateway.find_transaction(fabric_tx)
-        except FabricUnavailableError as exc:
-            raise self._unavailable(exc) from None
+            found = self._call("find transaction", lambda gw: gw.find_transaction(fabric_tx))
         except FabricGatewayError as exc:
             raise LedgerRequestError(None, exc.reason, str(exc)) from None
         if found is None:
@@ -148,9 +187,7 @@ class FabricLedger(Ledger):
 
     def query(self, function: str, *args: str) -> Any:
         try:
-            raw = self.gateway.evaluate(function, *args)
-        except FabricUnavailableError as exc:
-            raise self._unavailable(exc) from None
+            raw = self._call(function, lambda gw: gw.evaluate(function, *args))
         except FabricGatewayError as exc:
             if exc.reason == QUERY_NOT_FOUND:
                 return None

@@ -73,7 +73,9 @@ class NodeSettings(BaseSettings):
     ledger_backend: Literal["embedded", "fabric"] = Field(
         default="embedded", description="Where the ledger runs: the embedded network's peers or Hyperledger Fabric."
     )
-    fabric_gateway: str | None = Field(default=None, description="Fabric: the peer's Gateway endpoint, host:port.")
+    fabric_gateway: str | None = Field(
+        default=None, description="Fabric: the peers' Gateway endpoints, host:port[,host:port...]."
+    )
     fabric_msp_id: str | None = Field(default=None, description="Fabric: the MSP id of the node's identity.")
     fabric_msp_dir: Path | None = Field(
         default=None, description="Fabric: the node identity's MSP directory (signcerts/*.pem, keystore/)."
@@ -148,8 +150,14 @@ class NodeSettings(BaseSettings):
     @field_validator("fabric_gateway")
     @classmethod
     def _gateway(cls, value: str | None) -> str | None:
-        if value is not None and re.fullmatch(_HOST_PORT, value) is None:
-            raise ValueError("must be host:port (the Fabric peer's Gateway endpoint)")
+        if value is not None:
+            parts = [p.strip() for p in value.split(",")]
+            bad = [p for p in parts if re.fullmatch(_HOST_PORT, p) is None]
+            if bad:
+                raise ValueError(
+                    f"must be host:port, or several separated by commas (Fabric peers' Gateway endpoints); "
+                    f"not {', '.join(repr(b) for b in bad)}"
+                )
         return value
 
     @model_validator(mode="after")
@@ -210,6 +218,11 @@ class NodeSettings(BaseSettings):
     def ledger_url_list(self) -> list[str]:
         """The peers to talk to, in preference order (empty: the node is not joined to a ledger)."""
         return [u.strip() for u in (self.ledger_urls or "").split(",") if u.strip()]
+
+    @property
+    def fabric_gateway_list(self) -> list[str]:
+        """The Fabric peers' Gateway endpoints, in preference order (empty without a Fabric backend)."""
+        return [g.strip() for g in (self.fabric_gateway or "").split(",") if g.strip()]
 
     @property
     def has_ledger(self) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, module_network
+from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, free_port, module_network
 
 from chaincode.anchoring import status_tree_key
 from core.codes import TYPE_CODE_OF, LicenseId, LicenseKind
@@ -36,6 +36,7 @@ from network.fabric_gateway import (
     low_s_signature,
 )
 from node.fabric_ledger import MAX_ATTEMPTS, FabricLedger, fabric_nonce
+from node.ledger import LedgerUnavailableError
 
 PROVINCES = ("110000", "310000")
 
@@ -165,8 +166,8 @@ def test_forged_envelope_is_refused_by_the_contract_on_fabric(gateway: FabricGat
     assert refused.value.details, "the gateway names the endorsing peer that refused"
 
 
-def test_an_identity_outside_the_channel_is_refused(net: FabricNet, tmp_path: Path) -> None:
-    """A self-made certificate that no channel MSP issued: the gateway refuses the proposal."""
+def self_made_identity(common_name: str) -> FabricIdentity:
+    """An identity with a self-signed certificate that no channel MSP issued."""
     import datetime
 
     from cryptography import x509
@@ -174,7 +175,7 @@ def test_an_identity_outside_the_channel_is_refused(net: FabricNet, tmp_path: Pa
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "intruder")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -186,7 +187,12 @@ def test_an_identity_outside_the_channel_is_refused(net: FabricNet, tmp_path: Pa
         .not_valid_after(now + datetime.timedelta(days=1))
         .sign(key, hashes.SHA256())
     )
-    intruder = FabricIdentity(ORG, cert.public_bytes(serialization.Encoding.PEM), key)
+    return FabricIdentity(ORG, cert.public_bytes(serialization.Encoding.PEM), key)
+
+
+def test_an_identity_outside_the_channel_is_refused(net: FabricNet, tmp_path: Path) -> None:
+    """A self-made certificate that no channel MSP issued: the gateway refuses the proposal."""
+    intruder = self_made_identity("intruder")
     with (
         FabricGateway(
             net.peer_endpoint,
@@ -252,6 +258,26 @@ def test_concurrent_provinces_conflict_on_fabric_and_are_resubmitted(
         if resubmitted:
             break
     assert resubmitted, "no round conflicted: the two submissions never shared a block"
+
+
+def test_a_ledger_whose_gateways_all_fail_names_each_and_needs_one_identity() -> None:
+    """node.fabric_ledger rules 4 and 5, without Fabric: two gateways on closed loopback ports."""
+    identity = self_made_identity("node")
+    ports = [free_port(), free_port()]
+    gateways = [
+        FabricGateway(f"127.0.0.1:{p}", identity, channel=CHANNEL, chaincode=CHAINCODE, timeout=5) for p in ports
+    ]
+    ledger = FabricLedger(gateways, "ab" * 32)
+    with pytest.raises(LedgerUnavailableError) as caught:
+        ledger.query("GetLedgerInfo")
+    assert all(f"127.0.0.1:{p} (GetLedgerInfo)" in str(caught.value) for p in ports), caught.value
+    other = FabricGateway("127.0.0.1:1", self_made_identity("other"), channel=CHANNEL, chaincode=CHAINCODE)
+    with pytest.raises(ValueError, match="same Fabric identity"):
+        FabricLedger([gateways[0], other], "ab" * 32)
+    with pytest.raises(ValueError, match="at least one"):
+        FabricLedger([], "ab" * 32)
+    for gw in [*gateways, other]:
+        gw.close()
 
 
 def test_only_the_contracts_reasons_are_taken_from_gateway_messages() -> None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fabricnet import FabricNet, endorsers, module_network, msp_id
+from fabricnet import CHANNEL, FabricNet, endorsers, module_network, msp_id
 
 from core.codes import TYPE_CODE_OF, LicenseId, LicenseKind
 from core.commitment import leaf_data
@@ -22,8 +22,9 @@ from core.consortium import build_consortium
 from core.hashing import sm3
 from core.merkle import MerkleTree, leaf_hash
 from core.transactions import anchor_batch, init_consortium
-from network.fabric_gateway import FabricGatewayError
+from network.fabric_gateway import FabricGateway, FabricGatewayError, FabricIdentity
 from network.fabric_lifecycle import LifecycleError, ccaas_package
+from node.fabric_ledger import FabricLedger, fabric_nonce
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -105,3 +106,57 @@ def test_definition_approved_by_a_majority_commits(net: FabricNet) -> None:
         assert committed is not None and committed.sequence == 1
         assert committed.approvals == {msp_id(1): True, msp_id(2): True, msp_id(3): False}
         assert lifecycle.next_sequence(name) == 2
+
+
+def test_a_nodes_ledger_fails_over_to_its_next_gateway(net: FabricNet) -> None:
+    """``FabricLedger`` with two gateways (node.fabric_ledger rule 5): organisation 1's client goes through its own
+    peer, and when that peer dies, through organisation 2's; the channel's majority (2 and 3) still endorses."""
+    name = net.deploy("failover")
+    c = build_consortium(["110000", "310000", "440000"], "fabric-failover")
+    identity = FabricIdentity.from_msp_dir(msp_id(1), net.user_msp(org=1))
+    gateways = [
+        FabricGateway(
+            net.endpoint(org),
+            identity,
+            channel=CHANNEL,
+            chaincode=name,
+            tls_root_cert=(net.peer_dir_of(org) / "tls" / "ca.crt").read_bytes(),
+            timeout=60,
+        )
+        for org in (1, 2)
+    ]
+    ledger = FabricLedger(gateways, c.network_id)
+    try:
+        [genesis] = ledger.submit([init_consortium(c.genesis, c.key("national"), timestamp_ms=now_ms())])
+        assert genesis.valid and ledger.gateway is gateways[0]
+
+        net.kill(net.peer_name(1))
+        member = c.genesis.member("110000")
+        assert member is not None
+        ids = [LicenseId.build(TYPE_CODE_OF[LicenseKind.NURSE], member.issuers[0], f"V{i:07d}") for i in range(3)]
+        tree = MerkleTree([leaf_hash(leaf_data(i, i.version, sm3(f"failover/{i}".encode()))) for i in ids])
+        env = anchor_batch(
+            c.network_id,
+            issuer="110000",
+            batch_seq=0,
+            root=tree.root_hash(),
+            leaf_count=tree.size,
+            key=c.key("110000"),
+            timestamp_ms=now_ms(),
+        )
+        [anchored] = ledger.submit([env])
+        assert anchored.valid, anchored
+        assert ledger.gateway is gateways[1]  # it stays with the gateway that answered
+        assert ledger.query("GetLedgerInfo")["log"]["size"] == 1
+        found = ledger.committed(anchored.tx_id)
+        assert found is not None and found.block == anchored.block
+        assert endorsers(gateways[1], fabric_tx_id(ledger, anchored.tx_id)) == {msp_id(2), msp_id(3)}
+    finally:
+        net.restart(net.peer_name(1))
+        for gw in gateways:
+            gw.close()
+
+
+def fabric_tx_id(ledger: FabricLedger, tx_id: str) -> str:
+    """The Fabric transaction id of envelope ``tx_id``'s first attempt (node.fabric_ledger rule 1)."""
+    return ledger.gateways[0].transaction_id(fabric_nonce(tx_id, 0))

@@ -109,3 +109,10 @@ def test_the_fabric_ledger_names_what_it_is_missing_and_needs_tls_in_production(
     d = _write(tmp_path / "e", mode="development", ledger_backend="fabric", **{**fabric, "fabric_gateway": "no port"})
     with pytest.raises(SettingsError, match="host:port"):
         load_settings(d)
+    assert settings.fabric_gateway_list == ["peer0.org1:7051"]
+    several = {**fabric, "fabric_gateway": "peer0.org1:7051, peer1.org1:8051"}
+    d = _write(tmp_path / "f", mode="development", network_id=nid, ledger_backend="fabric", **several)
+    assert load_settings(d).fabric_gateway_list == ["peer0.org1:7051", "peer1.org1:8051"]
+    d = _write(tmp_path / "g", mode="development", ledger_backend="fabric", **{**fabric, "fabric_gateway": "a:1,,b"})
+    with pytest.raises(SettingsError, match="not '', 'b'"):
+        load_settings(d)
