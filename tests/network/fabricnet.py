@@ -33,6 +33,13 @@ from fabric_protos.common import common_pb2
 from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import transaction_pb2
 
+from core.codes import TYPE_CODE_OF, LicenseId, LicenseKind
+from core.commitment import leaf_data
+from core.consortium import Consortium
+from core.hashing import sm3
+from core.merkle import MerkleTree, leaf_hash
+from core.sm2 import PrivateKey
+from core.transactions import anchor_batch
 from network.fabric_gateway import FabricGateway, FabricGatewayError, FabricIdentity
 from network.fabric_lifecycle import FabricLifecycle, ServerTLS, ccaas_package
 
@@ -400,11 +407,14 @@ class FabricNet:
             self.retried(functools.partial(lifecycle.commit, name, "1", 1, orgs))
         return name
 
-    def gateway(self, org: int = 1, chaincode: str = CHAINCODE) -> FabricGateway:
-        """A gateway to organisation ``org``'s peer as its ``User1``, for ``chaincode`` (close it after use)."""
+    def gateway(
+        self, org: int = 1, chaincode: str = CHAINCODE, identity: FabricIdentity | None = None
+    ) -> FabricGateway:
+        """A gateway to organisation ``org``'s peer for ``chaincode``, as ``identity`` (default: the organisation's
+        ``User1``); close it after use."""
         return FabricGateway(
             self.endpoint(org),
-            FabricIdentity.from_msp_dir(msp_id(org), self.user_msp(org=org)),
+            identity or FabricIdentity.from_msp_dir(msp_id(org), self.user_msp(org=org)),
             channel=CHANNEL,
             chaincode=chaincode,
             tls_root_cert=(self.peer_dir_of(org) / "tls" / "ca.crt").read_bytes(),
@@ -545,3 +555,41 @@ def endorsers(gw: FabricGateway, tx_id: str) -> set[str]:
         action = transaction_pb2.ChaincodeActionPayload.FromString(tx.actions[0].payload)
         return {identities_pb2.SerializedIdentity.FromString(e.endorser).mspid for e in action.action.endorsements}
     raise AssertionError(f"{tx_id} is not in its block")
+
+
+# --- transactions the Fabric tests submit ---------------------------------------------------------------
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def licenses(
+    c: Consortium, province: str, count: int, tag: str = "fabric"
+) -> tuple[list[LicenseId], list[bytes], MerkleTree]:
+    """``count`` physicians' license ids of ``province``'s first issuer, commitments made from ``tag`` and the id,
+    and the RFC 9162 tree of their leaves (core.commitment.leaf_data)."""
+    member = c.genesis.member(province)
+    assert member is not None
+    prefix = tag[:1].upper()
+    ids = [
+        LicenseId.build(TYPE_CODE_OF[LicenseKind.PHYSICIAN], member.issuers[0], f"{prefix}{i:07d}")
+        for i in range(count)
+    ]
+    commitments = [sm3(f"{tag}/{lic}".encode()) for lic in ids]
+    tree = MerkleTree([leaf_hash(leaf_data(lic, lic.version, cm)) for lic, cm in zip(ids, commitments, strict=True)])
+    return ids, commitments, tree
+
+
+def anchor_env(c: Consortium, province: str, seq: int, tree: MerkleTree, key: PrivateKey | None = None) -> bytes:
+    """``AnchorBatch`` of ``tree`` as ``province``'s batch ``seq``, signed with ``key`` (default: the province's
+    own), dated now."""
+    return anchor_batch(
+        c.network_id,
+        issuer=province,
+        batch_seq=seq,
+        root=tree.root_hash(),
+        leaf_count=tree.size,
+        key=key or c.key(province),
+        timestamp_ms=now_ms(),
+    )

@@ -18,17 +18,13 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, free_port, module_network
+from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, anchor_env, free_port, licenses, module_network, now_ms
 
 from chaincode.anchoring import status_tree_key
-from core.codes import TYPE_CODE_OF, LicenseId, LicenseKind
-from core.commitment import leaf_data
 from core.consortium import Consortium, build_consortium
-from core.hashing import sm3
-from core.merkle import MerkleTree, leaf_hash, verify_inclusion
-from core.sm2 import PrivateKey
+from core.merkle import verify_inclusion
 from core.smt import SparseProof, verify_sparse_proof
-from core.transactions import ACTIVE, REVOKED, anchor_batch, change_status, init_consortium
+from core.transactions import ACTIVE, REVOKED, change_status, init_consortium
 from network.fabric_gateway import (
     FabricGateway,
     FabricGatewayError,
@@ -50,15 +46,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricNet]:
 
 @pytest.fixture(scope="module")
 def gateway(net: FabricNet) -> Iterator[FabricGateway]:
-    identity = FabricIdentity.from_msp_dir(ORG, net.user_msp())
-    with FabricGateway(
-        net.peer_endpoint,
-        identity,
-        channel=CHANNEL,
-        chaincode=CHAINCODE,
-        tls_root_cert=net.peer_tls_ca.read_bytes(),
-        timeout=60,
-    ) as gw:
+    with net.gateway() as gw:
         yield gw
 
 
@@ -68,34 +56,6 @@ def consortium(gateway: FabricGateway) -> Consortium:
     commit = gateway.submit("Submit", init_consortium(c.genesis, c.key("national"), timestamp_ms=now_ms()).decode())
     assert json.loads(commit.result)["type"] == "InitConsortium"
     return c
-
-
-def now_ms() -> int:
-    import time
-
-    return time.time_ns() // 1_000_000
-
-
-def licenses(c: Consortium, province: str, count: int) -> tuple[list[LicenseId], list[bytes], MerkleTree]:
-    member = c.genesis.member(province)
-    assert member is not None
-    ids = [LicenseId.build(TYPE_CODE_OF[LicenseKind.PHYSICIAN], member.issuers[0], f"F{i:07d}") for i in range(count)]
-    commitments = [sm3(f"fabric/{lic}".encode()) for lic in ids]
-    tree = MerkleTree([leaf_hash(leaf_data(lic, lic.version, cm)) for lic, cm in zip(ids, commitments, strict=True)])
-    return ids, commitments, tree
-
-
-def anchor_env(c: Consortium, province: str, seq: int, tree: MerkleTree, key: PrivateKey) -> bytes:
-    """``AnchorBatch`` of ``tree`` as ``province``'s batch ``seq``, signed with ``key``, dated now."""
-    return anchor_batch(
-        c.network_id,
-        issuer=province,
-        batch_seq=seq,
-        root=tree.root_hash(),
-        leaf_count=tree.size,
-        key=key,
-        timestamp_ms=now_ms(),
-    )
 
 
 def test_genesis_batch_status_change_and_proofs_on_fabric(gateway: FabricGateway, consortium: Consortium) -> None:
@@ -194,14 +154,7 @@ def test_an_identity_outside_the_channel_is_refused(net: FabricNet, tmp_path: Pa
     """A self-made certificate that no channel MSP issued: the gateway refuses the proposal."""
     intruder = self_made_identity("intruder")
     with (
-        FabricGateway(
-            net.peer_endpoint,
-            intruder,
-            channel=CHANNEL,
-            chaincode=CHAINCODE,
-            tls_root_cert=net.peer_tls_ca.read_bytes(),
-            timeout=30,
-        ) as gw,
+        net.gateway(1, CHAINCODE, intruder) as gw,
         pytest.raises(FabricGatewayError) as refused,
     ):
         gw.evaluate("GetLedgerInfo")

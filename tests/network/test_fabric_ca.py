@@ -16,13 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fabricnet import CHANNEL, ORG, FabricNet, fabric_home, free_port, module_network, org_domain
+from fabricnet import ORG, FabricNet, anchor_env, fabric_home, free_port, licenses, module_network, org_domain
 
 from core.consortium import build_consortium
-from core.hashing import sm3
-from core.merkle import MerkleTree
-from core.transactions import anchor_batch, init_consortium
-from network.fabric_gateway import FabricGateway, FabricIdentity
+from core.transactions import init_consortium
+from network.fabric_gateway import FabricIdentity
 from node.fabric_ledger import FabricLedger
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -75,23 +73,13 @@ def test_a_node_with_a_fabric_ca_issued_identity_anchors(net: FabricNet, tmp_pat
     identity = FabricIdentity.from_msp_dir(ORG, msp)  # Fabric CA's layout: signcerts/cert.pem, keystore/<SKI>_sk
     name = net.deploy("fabric-ca")
     c = build_consortium(["110000"], "fabric-ca")
-    with FabricGateway(
-        net.peer_endpoint,
-        identity,
-        channel=CHANNEL,
-        chaincode=name,
-        tls_root_cert=net.peer_tls_ca.read_bytes(),
-        timeout=60,
-    ) as gateway:
+    with net.gateway(1, name, identity) as gateway:
         ledger = FabricLedger(gateway, c.network_id)
         now = time.time_ns() // 1_000_000
         [genesis] = ledger.submit([init_consortium(c.genesis, c.key("national"), timestamp_ms=now)])
         assert genesis.valid, genesis
-        tree = MerkleTree([sm3(b"fabric-ca leaf")])
-        env = anchor_batch(
-            c.network_id, issuer="110000", batch_seq=0, root=tree.root_hash(), leaf_count=1, key=c.key("110000"),
-            timestamp_ms=now,
-        )  # fmt: skip
+        _, _, tree = licenses(c, "110000", 2, "ca")
+        env = anchor_env(c, "110000", 0, tree)
         [anchored] = ledger.submit([env])
         assert anchored.valid and anchored.block > genesis.block, anchored
         assert ledger.query("GetBatch", "110000", "0")["record"]["tx_id"] == anchored.tx_id

@@ -10,14 +10,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fabricnet import FabricNet, endorsers, module_network, msp_id
+from fabricnet import FabricNet, anchor_env, endorsers, licenses, module_network, msp_id, now_ms
 
-from core.codes import TYPE_CODE_OF, LicenseId, LicenseKind
-from core.commitment import leaf_data
 from core.consortium import build_consortium
-from core.hashing import sm3
-from core.merkle import MerkleTree, leaf_hash
-from core.transactions import REVOKED, anchor_batch, change_status, init_consortium
+from core.transactions import REVOKED, change_status, init_consortium
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,30 +23,14 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricNet]:
     yield from module_network(tmp_path_factory, orgs=2)
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def test_both_organisations_endorse_and_agree(net: FabricNet) -> None:
     c = build_consortium(["110000", "310000"], "fabric-orgs")
     with net.gateway(1) as one, net.gateway(2) as two:
         genesis = one.submit("Submit", init_consortium(c.genesis, c.key("national"), timestamp_ms=now_ms()).decode())
         assert endorsers(one, genesis.tx_id) == {msp_id(1), msp_id(2)}
 
-        member = c.genesis.member("110000")
-        assert member is not None
-        ids = [LicenseId.build(TYPE_CODE_OF[LicenseKind.NURSE], member.issuers[0], f"N{i:07d}") for i in range(3)]
-        commitments = [sm3(f"orgs/{lic}".encode()) for lic in ids]
-        tree = MerkleTree([leaf_hash(leaf_data(i, i.version, cm)) for i, cm in zip(ids, commitments, strict=True)])
-        env = anchor_batch(
-            c.network_id,
-            issuer="110000",
-            batch_seq=0,
-            root=tree.root_hash(),
-            leaf_count=tree.size,
-            key=c.key("110000"),
-            timestamp_ms=now_ms(),
-        )
+        ids, commitments, tree = licenses(c, "110000", 3, "orgs")
+        env = anchor_env(c, "110000", 0, tree)
         anchored = two.submit("Submit", env.decode())  # submitted through the other organisation's gateway
         assert json.loads(anchored.result)["type"] == "AnchorBatch"
         assert endorsers(two, anchored.tx_id) == {msp_id(1), msp_id(2)}

@@ -14,15 +14,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fabricnet import CHANNEL, FabricNet, endorsers, module_network, msp_id
+from fabricnet import FabricNet, anchor_env, endorsers, licenses, module_network, msp_id, now_ms
 
-from core.codes import TYPE_CODE_OF, LicenseId, LicenseKind
-from core.commitment import leaf_data
 from core.consortium import build_consortium
-from core.hashing import sm3
-from core.merkle import MerkleTree, leaf_hash
-from core.transactions import anchor_batch, init_consortium
-from network.fabric_gateway import FabricGateway, FabricGatewayError, FabricIdentity
+from core.transactions import init_consortium
+from network.fabric_gateway import FabricGatewayError, FabricIdentity
 from network.fabric_lifecycle import LifecycleError, ccaas_package
 from node.fabric_ledger import FabricLedger, fabric_nonce
 
@@ -36,10 +32,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricNet]:
     yield from module_network(tmp_path_factory, orgs=3)
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def test_one_organisations_peer_down_does_not_stop_the_channel(net: FabricNet) -> None:
     c = build_consortium(["110000", "310000", "440000"], "fabric-three")
     with net.gateway(1) as one:
@@ -48,19 +40,8 @@ def test_one_organisations_peer_down_does_not_stop_the_channel(net: FabricNet) -
         assert len(found) >= 2 and found <= ALL  # a majority endorsed
 
         net.kill(net.peer_name(3))
-        member = c.genesis.member("440000")
-        assert member is not None
-        ids = [LicenseId.build(TYPE_CODE_OF[LicenseKind.PHYSICIAN], member.issuers[0], f"T{i:07d}") for i in range(4)]
-        tree = MerkleTree([leaf_hash(leaf_data(i, i.version, sm3(f"three/{i}".encode()))) for i in ids])
-        env = anchor_batch(
-            c.network_id,
-            issuer="440000",
-            batch_seq=0,
-            root=tree.root_hash(),
-            leaf_count=tree.size,
-            key=c.key("440000"),
-            timestamp_ms=now_ms(),
-        )
+        _, _, tree = licenses(c, "440000", 4, "three")
+        env = anchor_env(c, "440000", 0, tree)
         anchored = one.submit("Submit", env.decode())
         assert json.loads(anchored.result)["type"] == "AnchorBatch"
         assert endorsers(one, anchored.tx_id) == {msp_id(1), msp_id(2)}  # the two that are up
@@ -114,36 +95,15 @@ def test_a_nodes_ledger_fails_over_to_its_next_gateway(net: FabricNet) -> None:
     name = net.deploy("failover")
     c = build_consortium(["110000", "310000", "440000"], "fabric-failover")
     identity = FabricIdentity.from_msp_dir(msp_id(1), net.user_msp(org=1))
-    gateways = [
-        FabricGateway(
-            net.endpoint(org),
-            identity,
-            channel=CHANNEL,
-            chaincode=name,
-            tls_root_cert=(net.peer_dir_of(org) / "tls" / "ca.crt").read_bytes(),
-            timeout=60,
-        )
-        for org in (1, 2)
-    ]
+    gateways = [net.gateway(org, name, identity) for org in (1, 2)]  # organisation 1's client at both peers
     ledger = FabricLedger(gateways, c.network_id)
     try:
         [genesis] = ledger.submit([init_consortium(c.genesis, c.key("national"), timestamp_ms=now_ms())])
         assert genesis.valid and ledger.gateway is gateways[0]
 
         net.kill(net.peer_name(1))
-        member = c.genesis.member("110000")
-        assert member is not None
-        ids = [LicenseId.build(TYPE_CODE_OF[LicenseKind.NURSE], member.issuers[0], f"V{i:07d}") for i in range(3)]
-        tree = MerkleTree([leaf_hash(leaf_data(i, i.version, sm3(f"failover/{i}".encode()))) for i in ids])
-        env = anchor_batch(
-            c.network_id,
-            issuer="110000",
-            batch_seq=0,
-            root=tree.root_hash(),
-            leaf_count=tree.size,
-            key=c.key("110000"),
-            timestamp_ms=now_ms(),
-        )
+        _, _, tree = licenses(c, "110000", 3, "failover")
+        env = anchor_env(c, "110000", 0, tree)
         [anchored] = ledger.submit([env])
         assert anchored.valid, anchored
         assert ledger.gateway is gateways[1]  # it stays with the gateway that answered
