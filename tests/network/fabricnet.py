@@ -114,14 +114,14 @@ def org_domain(org: int) -> str:
     return f"org{org}.licledger.test"
 
 
-def crypto_config(orgs: int) -> str:
+def crypto_config(orgs: int, peers: int = 1) -> str:
     peer_orgs = "".join(
         f"""
   - Name: Org{o}
     Domain: {org_domain(o)}
     EnableNodeOUs: true
     Template:
-      Count: 1
+      Count: {peers}
       SANS: [127.0.0.1, localhost]
     Specs:
       - Hostname: chaincode
@@ -245,6 +245,10 @@ class FabricNet:
     started: dict[str, tuple[list[str], dict[str, str], int]] = field(default_factory=dict)
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     """The latest process started under each name (every organisation's peer runs the same command line)."""
+    more_peers: dict[int, list[int]] = field(default_factory=dict)
+    """Organisation -> the ports of its peers after the first (:meth:`add_peer`)."""
+    packages: list[tuple[int, bytes]] = field(default_factory=list)
+    """(organisation, package) of every chaincode deployed, to install on peers added later."""
 
     def __post_init__(self) -> None:
         self.peer_ports = [free_port() for _ in range(self.orgs)]
@@ -264,11 +268,15 @@ class FabricNet:
     def org_dir(self, org: int = 1) -> Path:
         return self.crypto / "peerOrganizations" / org_domain(org)
 
-    def peer_dir_of(self, org: int) -> Path:
-        return self.org_dir(org) / "peers" / f"peer0.{org_domain(org)}"
+    def peer_dir_of(self, org: int, index: int = 0) -> Path:
+        return self.org_dir(org) / "peers" / f"peer{index}.{org_domain(org)}"
 
-    def endpoint(self, org: int) -> str:
-        return f"127.0.0.1:{self.peer_ports[org - 1]}"
+    def endpoint(self, org: int, index: int = 0) -> str:
+        port = self.peer_ports[org - 1] if index == 0 else self.more_peers[org][index - 1]
+        return f"127.0.0.1:{port}"
+
+    def peer_indexes(self, org: int) -> range:
+        return range(1 + len(self.more_peers.get(org, [])))
 
     @property
     def peer_dir(self) -> Path:
@@ -303,7 +311,9 @@ class FabricNet:
         return {f"LICLEDGER_{k.upper()}": str(v) for k, v in self.node_settings(chaincode).items()}
 
     @staticmethod
-    def peer_name(org: int) -> str:
+    def peer_name(org: int, index: int = 0) -> str:
+        if index:
+            return f"peer{index}-org{org}"
         return "peer" if org == 1 else f"peer-org{org}"
 
     def tool(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> str:
@@ -343,22 +353,22 @@ class FabricNet:
         argv, env, port = self.started[name]
         self.start(name, argv, env, port)
 
-    def start_peer(self, org: int, builder: Path) -> None:
-        pdir, endpoint = self.peer_dir_of(org), self.endpoint(org)
+    def start_peer(self, org: int, builder: Path, index: int = 0) -> None:
+        pdir, endpoint = self.peer_dir_of(org, index), self.endpoint(org, index)
         ptls = pdir / "tls"
-        data = self.root / f"{self.peer_name(org)}-data"
+        data = self.root / f"{self.peer_name(org, index)}-data"
         self.start(
-            self.peer_name(org),
+            self.peer_name(org, index),
             [str(self.home / "bin" / "peer"), "node", "start"],
             {
                 "FABRIC_CFG_PATH": str(self.home / "config"),
                 "FABRIC_LOGGING_SPEC": "WARNING",
-                "CORE_PEER_ID": f"peer0.{org_domain(org)}",
+                "CORE_PEER_ID": f"peer{index}.{org_domain(org)}",
                 "CORE_PEER_ADDRESS": endpoint,
                 "CORE_PEER_LISTENADDRESS": endpoint,
                 "CORE_PEER_CHAINCODEADDRESS": f"127.0.0.1:{(cc_port := free_port())}",
                 "CORE_PEER_CHAINCODELISTENADDRESS": f"127.0.0.1:{cc_port}",
-                "CORE_PEER_GOSSIP_BOOTSTRAP": endpoint,
+                "CORE_PEER_GOSSIP_BOOTSTRAP": self.endpoint(org),
                 "CORE_PEER_GOSSIP_EXTERNALENDPOINT": endpoint,
                 "CORE_PEER_LOCALMSPID": msp_id(org),
                 "CORE_PEER_MSPCONFIGPATH": str(pdir / "msp"),
@@ -374,8 +384,25 @@ class FabricNet:
                 "CORE_VM_ENDPOINT": "",
                 "CORE_CHAINCODE_EXTERNALBUILDERS": f"[{{name: ccaas, path: {builder}}}]",
             },
-            self.peer_ports[org - 1],
+            int(endpoint.rsplit(":", 1)[1]),
         )
+
+    def add_peer(self, org: int) -> int:
+        """Another peer for organisation ``org`` (``cryptogen extend`` makes its certificates): started, joined
+        to the channel and given every chaincode package deployed so far; returns its index (its endpoint is
+        ``endpoint(org, index)``, its process ``peer_name(org, index)``)."""
+        index = len(self.peer_indexes(org))
+        (self.root / "crypto-config.yaml").write_text(crypto_config(self.orgs, peers=index + 1))
+        self.tool("cryptogen", "extend", "--input", str(self.crypto), "--config", str(self.root / "crypto-config.yaml"))
+        self.more_peers.setdefault(org, []).append(free_port())
+        self.start_peer(org, self.root / "ccaas-builder", index)
+        block = self.root / "genesis.block"
+        self.tool("peer", "channel", "join", "-b", str(block), env=self.admin_env(org, index))
+        with self.lifecycle(org, index) as lifecycle:
+            for owner, package in self.packages:
+                if owner == org:
+                    lifecycle.install(package)
+        return index
 
     def deploy(self, name: str) -> str:
         """Every organisation packages the contract as chaincode ``name`` (a ``ccaas`` package naming its own
@@ -395,8 +422,13 @@ class FabricNet:
                 client_cert=(peer_tls / "server.crt").read_text(),
                 root_cert=(server_tls / "ca.crt").read_text(),
             )
+            package = ccaas_package(label, f"127.0.0.1:{port}", tls)
+            self.packages.append((org, package))
+            for index in self.peer_indexes(org)[1:]:  # the organisation's other peers dial the same server
+                with self.lifecycle(org, index) as other:
+                    other.install(package)
             with self.lifecycle(org) as lifecycle:
-                package_id = lifecycle.install(ccaas_package(label, f"127.0.0.1:{port}", tls))
+                package_id = lifecycle.install(package)
                 server = [*LICLEDGER, "fabric", "chaincode", "--id", package_id, "--address", f"127.0.0.1:{port}"]
                 server += ["--tls-key", str(server_tls / "server.key"), "--tls-cert", str(server_tls / "server.crt")]
                 server += ["--client-ca", str(peer_tls / "ca.crt")]
@@ -422,11 +454,11 @@ class FabricNet:
         )
 
     @contextlib.contextmanager
-    def lifecycle(self, org: int = 1) -> Iterator[FabricLifecycle]:
-        """Organisation ``org``'s admin, connected to its peer, for the chaincode lifecycle."""
+    def lifecycle(self, org: int = 1, index: int = 0) -> Iterator[FabricLifecycle]:
+        """Organisation ``org``'s admin, connected to its peer ``index``, for the chaincode lifecycle."""
         admin = self.org_dir(org) / "users" / f"Admin@{org_domain(org)}" / "msp"
         with FabricGateway(
-            self.endpoint(org),
+            self.endpoint(org, index),
             FabricIdentity.from_msp_dir(msp_id(org), admin),
             channel=CHANNEL,
             chaincode="_lifecycle",
@@ -448,15 +480,15 @@ class FabricNet:
                     raise
                 time.sleep(1)
 
-    def admin_env(self, org: int = 1) -> dict[str, str]:
-        """The peer CLI as organisation ``org``'s admin, talking to its peer over TLS."""
+    def admin_env(self, org: int = 1, index: int = 0) -> dict[str, str]:
+        """The peer CLI as organisation ``org``'s admin, talking to its peer ``index`` over TLS."""
         admin = self.org_dir(org) / "users" / f"Admin@{org_domain(org)}" / "msp"
         return {
             "CORE_PEER_LOCALMSPID": msp_id(org),
             "CORE_PEER_MSPCONFIGPATH": str(admin),
-            "CORE_PEER_ADDRESS": self.endpoint(org),
+            "CORE_PEER_ADDRESS": self.endpoint(org, index),
             "CORE_PEER_TLS_ENABLED": "true",
-            "CORE_PEER_TLS_ROOTCERT_FILE": str(self.peer_dir_of(org) / "tls" / "ca.crt"),
+            "CORE_PEER_TLS_ROOTCERT_FILE": str(self.peer_dir_of(org, index) / "tls" / "ca.crt"),
         }
 
     def stop(self) -> None:

@@ -223,3 +223,46 @@ def test_fabric_peer_down_issuing_goes_on_and_anchoring_catches_up(net: FabricNe
     finally:
         issuer.close()
         ctx.close()
+
+
+def test_a_node_with_two_peers_of_its_organisation_anchors_through_the_other_when_one_dies(
+    net: FabricNet, tmp_path: Path
+) -> None:
+    """An organisation's second peer (``cryptogen extend``, joined, the contract installed) and a node configured
+    with both (``LICLEDGER_FABRIC_GATEWAY=peer0,peer1``, node.fabric_ledger rule 5): with the first peer killed,
+    issuing goes on and the anchoring pass commits through the second, each license anchored once."""
+    second = net.add_peer(1)
+    network_dir = tmp_path / "net"
+    done = licledger("network", "init", "--provinces", "110000,310000", "--dir", network_dir, "--seed", "fabric-ha")
+    assert done.returncode == 0, done.stdout + done.stderr
+    chaincode = net.deploy("licledger-ha")  # installed on both peers of the organisation
+    done = licledger(
+        "node", "init", "--dir", tmp_path / "node", "--network-dir", network_dir, "--member", "110000", "--development"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    both = f"{net.endpoint(1)},{net.endpoint(1, second)}"
+    ctx = open_joined(tmp_path / "node", **{**net.node_settings(chaincode), "fabric_gateway": both})
+    issuer = Issuer(ctx)
+    try:
+        ledger = ctx.ledger
+        assert isinstance(ledger, FabricLedger) and len(ledger.gateways) == 2
+        [genesis] = ledger.submit([NetworkConfig.load(network_dir).genesis_envelope])
+        assert genesis.valid and ledger.gateway.endpoint == net.endpoint(1)
+        uscc = ctx.settings.authority_uscc
+        issuer.issue(documents("physician", 3, "110000", uscc, start=60))
+        report = AnchorWorker(ctx).run_once(force=True)
+        assert report.error is None and report.leaves == 3, report
+
+        net.kill("peer")
+        try:
+            issuer.issue(documents("physician", 4, "110000", uscc, start=70))
+            report = AnchorWorker(ctx).run_once(force=True)
+            assert report.error is None and report.batches == 1 and report.leaves == 4, report
+            assert ledger.gateway.endpoint == net.endpoint(1, second)
+            assert ledger.query("GetBatch", "110000", "1")["record"]["leaf_count"] == 4
+            assert ledger.query("GetBatch", "110000", "2") is None  # each license anchored once
+        finally:
+            net.restart("peer")
+    finally:
+        issuer.close()
+        ctx.close()
