@@ -52,7 +52,14 @@ from network.fabric_gateway import (
     FabricGatewayError,
     FabricUnavailableError,
 )
-from node.ledger import QUERY_NOT_FOUND, Committed, Ledger, LedgerRequestError, LedgerUnavailableError
+from node.ledger import (
+    QUERY_NOT_FOUND,
+    Committed,
+    Ledger,
+    LedgerRequestError,
+    LedgerUnavailableError,
+    Preference,
+)
 
 __all__ = ["MAX_ATTEMPTS", "FabricLedger", "fabric_nonce"]
 
@@ -86,28 +93,24 @@ class FabricLedger(Ledger):
             raise ValueError("every gateway must use the same Fabric identity (rule 1: the transaction ids)")
         self.network_id = network_id
         self._submitting = threading.Lock()
-        self._lock = threading.Lock()
-        self._preferred = 0
+        self._preference = Preference(len(self.gateways))
 
     @property
     def gateway(self) -> FabricGateway:
         """The gateway answering now (the last one that did)."""
-        return self.gateways[self._preferred]
+        return self.gateways[self._preference.current]
 
     def _call(self, what: str, call: Callable[[FabricGateway], T]) -> T:
         """Rule 5: ``call`` on the preferred gateway, then on the others while a gateway is unavailable."""
         failures: list[str] = []
-        start = self._preferred
-        for step in range(len(self.gateways)):
-            i = (start + step) % len(self.gateways)
+        for i in self._preference.order():
             gateway = self.gateways[i]
             try:
                 result = call(gateway)
             except FabricUnavailableError as exc:
                 failures.append(f"Fabric gateway {gateway.endpoint} ({what}): {exc}")
                 continue
-            with self._lock:
-                self._preferred = i
+            self._preference.answered(i)
             return result
         raise LedgerUnavailableError(failures)
 

@@ -157,6 +157,32 @@ class Ledger(ABC):
         return record
 
 
+class Preference:
+    """Which of ``count`` equivalent endpoints to ask first: the one that answered last (thread-safe). Both
+    backends fail over with it: the embedded ledger's peers and Fabric's gateways."""
+
+    def __init__(self, count: int) -> None:
+        if count < 1:
+            raise ValueError("at least one endpoint is needed")
+        self.count = count
+        self._current = 0
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> int:
+        with self._lock:
+            return self._current
+
+    def order(self) -> list[int]:
+        """Every index, starting from the one that answered last."""
+        first = self.current
+        return [(first + i) % self.count for i in range(self.count)]
+
+    def answered(self, index: int) -> None:
+        with self._lock:
+            self._current = index
+
+
 class LedgerClient(Ledger):
     """The embedded ledger as the node sees it: ``urls`` of peers of one network (``network_id``), in preference order.
 
@@ -171,8 +197,7 @@ class LedgerClient(Ledger):
         self.peers = [PeerClient(u, timeout=timeout) for u in urls]
         self.network_id = network_id
         self.timeout = timeout
-        self._preferred = 0
-        self._lock = threading.Lock()
+        self._preference = Preference(len(self.peers))
 
     @property
     def urls(self) -> list[str]:
@@ -180,14 +205,9 @@ class LedgerClient(Ledger):
 
     # --- failover (rule 1) ---
 
-    def _order(self) -> list[int]:
-        with self._lock:
-            first = self._preferred
-        return [(first + i) % len(self.peers) for i in range(len(self.peers))]
-
     def _call(self, what: str, fn: Any) -> Any:
         failures = []
-        for i in self._order():
+        for i in self._preference.order():
             peer = self.peers[i]
             try:
                 result = fn(peer)
@@ -200,8 +220,7 @@ class LedgerClient(Ledger):
             except (ValueError, KeyError, TypeError) as exc:  # an answer that is not the API's JSON
                 failures.append(f"{peer.base_url}: malformed answer to {what}: {type(exc).__name__}")
                 continue
-            with self._lock:
-                self._preferred = i
+            self._preference.answered(i)
             return result
         raise LedgerUnavailableError(failures)
 
