@@ -39,7 +39,7 @@ from core.consortium import Consortium
 from core.hashing import sm3
 from core.merkle import MerkleTree, leaf_hash
 from core.sm2 import PrivateKey
-from core.transactions import anchor_batch
+from core.transactions import REVOKED, anchor_batch, change_status
 from network.fabric_gateway import FabricGateway, FabricGatewayError, FabricIdentity
 from network.fabric_lifecycle import FabricLifecycle, ServerTLS, ccaas_package
 
@@ -623,5 +623,27 @@ def anchor_env(c: Consortium, province: str, seq: int, tree: MerkleTree, key: Pr
         root=tree.root_hash(),
         leaf_count=tree.size,
         key=key or c.key(province),
+        timestamp_ms=now_ms(),
+    )
+
+
+def revoke_env(
+    c: Consortium, province: str, ids: list[LicenseId], commitments: list[bytes], tree: MerkleTree, index: int
+) -> bytes:
+    """``ChangeStatus`` revoking license ``ids[index]`` of ``province``'s batch 0 (the first status change of that
+    license), with its leaf's inclusion proof under ``tree``, signed by the province, dated now."""
+    return change_status(
+        c.network_id,
+        issuer=province,
+        license_id=str(ids[index]),
+        status=REVOKED,
+        reason="R01",
+        effective_ms=now_ms(),
+        status_seq=0,
+        commitment=commitments[index],
+        batch_seq=0,
+        leaf_index=index,
+        inclusion_proof=tree.inclusion_proof(index),
+        key=c.key(province),
         timestamp_ms=now_ms(),
     )

@@ -18,13 +18,24 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from fabricnet import CHAINCODE, CHANNEL, ORG, FabricNet, anchor_env, free_port, licenses, module_network, now_ms
+from fabricnet import (
+    CHAINCODE,
+    CHANNEL,
+    ORG,
+    FabricNet,
+    anchor_env,
+    free_port,
+    licenses,
+    module_network,
+    now_ms,
+    revoke_env,
+)
 
 from chaincode.anchoring import status_tree_key
 from core.consortium import Consortium, build_consortium
 from core.merkle import verify_inclusion
 from core.smt import SparseProof, verify_sparse_proof
-from core.transactions import ACTIVE, REVOKED, change_status, init_consortium
+from core.transactions import ACTIVE, REVOKED, init_consortium
 from network.fabric_gateway import (
     FabricGateway,
     FabricGatewayError,
@@ -80,21 +91,7 @@ def test_genesis_batch_status_change_and_proofs_on_fabric(gateway: FabricGateway
     )
 
     # revoke the third license: the contract checks its leaf under the anchored root
-    revoke = change_status(
-        c.network_id,
-        issuer="110000",
-        license_id=str(ids[2]),
-        status=REVOKED,
-        reason="R01",
-        effective_ms=now_ms(),
-        status_seq=0,
-        commitment=commitments[2],
-        batch_seq=0,
-        leaf_index=2,
-        inclusion_proof=tree.inclusion_proof(2),
-        key=c.key("110000"),
-        timestamp_ms=now_ms(),
-    )
+    revoke = revoke_env(c, "110000", ids, commitments, tree, 2)
     assert json.loads(gateway.submit("Submit", revoke.decode()).result)["type"] == "ChangeStatus"
     for i, expected in ((2, REVOKED), (1, ACTIVE)):
         answer = json.loads(gateway.evaluate("GetStatus", str(ids[i]), ""))

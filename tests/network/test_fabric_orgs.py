@@ -10,10 +10,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from fabricnet import FabricNet, anchor_env, endorsers, licenses, module_network, msp_id, now_ms
+from fabricnet import FabricNet, anchor_env, endorsers, licenses, module_network, msp_id, now_ms, revoke_env
 
 from core.consortium import build_consortium
-from core.transactions import REVOKED, change_status, init_consortium
+from core.transactions import REVOKED, init_consortium
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,21 +34,7 @@ def test_both_organisations_endorse_and_agree(net: FabricNet) -> None:
         anchored = two.submit("Submit", env.decode())  # submitted through the other organisation's gateway
         assert json.loads(anchored.result)["type"] == "AnchorBatch"
         assert endorsers(two, anchored.tx_id) == {msp_id(1), msp_id(2)}
-        revoke = change_status(
-            c.network_id,
-            issuer="110000",
-            license_id=str(ids[1]),
-            status=REVOKED,
-            reason="R01",
-            effective_ms=now_ms(),
-            status_seq=0,
-            commitment=commitments[1],
-            batch_seq=0,
-            leaf_index=1,
-            inclusion_proof=tree.inclusion_proof(1),
-            key=c.key("110000"),
-            timestamp_ms=now_ms(),
-        )
+        revoke = revoke_env(c, "110000", ids, commitments, tree, 1)
         one.submit("Submit", revoke.decode())
 
         # both peers committed the same blocks and hold the same state: every answer is identical
