@@ -233,6 +233,39 @@ def _end_to_end(
     return n / elapsed, stored / elapsed, cpu / n * 1e6, own / n * 1e6, ledger / n * 1e6, server / n * 1e6
 
 
+def measured_run(
+    ctx: NodeContext,
+    lines: list[bytes],
+    ledger_pids: list[int],
+    pool: SealingPool | None,
+    out: dict[str, float],
+    tag: str,
+    ledger_label: str,
+) -> float:
+    """One end-to-end run between two raw SM2 measurements, each taken once the ledger's processes are quiet;
+    its figures go to ``out`` under ``tag``; returns the ratio to the mean SM2 rate."""
+    _settle(ledger_pids)
+    before, sign_cpu = _sign(2000)
+    rate, stored, cpu, own, ledger, server = _end_to_end(ctx, lines, ledger_pids, pool)
+    _settle(ledger_pids)
+    after, sign_cpu_after = _sign(2000)
+    sign = (before + after) / 2
+    out[f"{tag}: raw SM2 sign/s (mean of before and after)"] = sign
+    out[f"{tag}: end to end, licenses/s ({len(lines):,} validated, sealed, stored, anchored)"] = rate
+    out[f"{tag}: share of the time until the last chunk was stored"] = stored
+    out[f"{tag}: CPU us per license (this process + sealing workers)"] = cpu
+    out[f"{tag}: CPU us per license, of which this process (storing, anchoring)"] = own
+    out[f"{tag}: CPU us per license of {ledger_label} (same cores)"] = ledger
+    if ctx.engine.dialect.name == "postgresql":
+        out[f"{tag}: CPU us per license of the PostgreSQL server (same cores)"] = server
+    out[f"{tag}: CPU us per raw SM2 signature"] = (sign_cpu + sign_cpu_after) / 2
+    out[f"{tag}: CPU per SM2 signature / CPU per license (the ratio on 1 dedicated core)"] = (
+        (sign_cpu + sign_cpu_after) / 2 / cpu
+    )
+    out[f"{tag}: end_to_end_vs_sm2_sign"] = rate / sign
+    return rate / sign
+
+
 def _phases(ctx: NodeContext, lines: list[bytes], results: dict[str, float], name: str) -> None:
     """Each step alone, per license, over the same kind of documents."""
     n = len(lines)
@@ -383,27 +416,9 @@ def _bench(
                     for m, (label, with_pool) in enumerate(modes):
                         # the SM2 rate is measured right before and after each run, the ratio uses their mean
                         lines = _documents(member, count, uscc, (3 + 2 * r + m) * count)
-                        _settle(peers)
-                        before, sign_cpu = _sign(2000)
-                        rate, stored, cpu, own, ledger, server = _end_to_end(ctx, lines, peers, with_pool)
-                        _settle(peers)
-                        after, sign_cpu_after = _sign(2000)
-                        sign = (before + after) / 2
-                        ratios[label].append(rate / sign)
                         tag = f"{name}: run {r + 1}, {label}"
-                        out[f"{tag}: raw SM2 sign/s (mean of before and after)"] = sign
-                        out[f"{tag}: end to end, licenses/s ({count:,} validated, sealed, stored, anchored)"] = rate
-                        out[f"{tag}: share of the time until the last chunk was stored"] = stored
-                        out[f"{tag}: CPU us per license (this process + sealing workers)"] = cpu
-                        out[f"{tag}: CPU us per license, of which this process (storing, anchoring)"] = own
-                        out[f"{tag}: CPU us per license of the ledger's 4 peers (same cores)"] = ledger
-                        if url:
-                            out[f"{tag}: CPU us per license of the PostgreSQL server (same cores)"] = server
-                        out[f"{tag}: CPU us per raw SM2 signature"] = (sign_cpu + sign_cpu_after) / 2
-                        out[f"{tag}: CPU per SM2 signature / CPU per license (the ratio on 1 dedicated core)"] = (
-                            (sign_cpu + sign_cpu_after) / 2 / cpu
-                        )
-                        out[f"{tag}: end_to_end_vs_sm2_sign"] = rate / sign
+                        ratio = measured_run(ctx, lines, peers, with_pool, out, tag, "the ledger's 4 peers")
+                        ratios[label].append(ratio)
                 for label, with_pool in modes:
                     note = "" if with_pool is None else " (vs one core's SM2 rate: can exceed 1.0)"
                     values = sorted(ratios[label])

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "network"))
 
-from bench_anchor import KEK, PASS_INTERVAL_MS, _documents, _end_to_end, _sign  # noqa: E402
+from bench_anchor import KEK, PASS_INTERVAL_MS, _documents, measured_run  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from fabricnet import FabricNet, fabric_home, fabric_network  # noqa: E402
 
@@ -79,20 +79,9 @@ def _run(net: FabricNet, tmp: Path, count: int, workers: int, repeat: int, out: 
                 for m, (label, with_pool) in enumerate(
                     [("1 process", None), (f"{workers} sealing workers + this process", pool)]
                 ):
-                    before, sign_cpu = _sign(2000)
                     lines = _documents(MEMBER, count, uscc, (3 + 2 * r + m) * count)
-                    rate, stored, cpu, own, ledger, _ = _end_to_end(ctx, lines, fabric_pids, with_pool)
-                    after, sign_cpu_after = _sign(2000)
-                    sign = (before + after) / 2
                     tag = f"fabric, sqlite: run {r + 1}, {label}"
-                    out[f"{tag}: raw SM2 sign/s (mean of before and after)"] = sign
-                    out[f"{tag}: end to end, licenses/s ({count:,} validated, sealed, stored, anchored)"] = rate
-                    out[f"{tag}: share of the time until the last chunk was stored"] = stored
-                    out[f"{tag}: CPU us per license (this process + sealing workers)"] = cpu
-                    out[f"{tag}: CPU us per license, of which this process (storing, anchoring)"] = own
-                    out[f"{tag}: CPU us per license of Fabric's orderer, peer, chaincode (same cores)"] = ledger
-                    out[f"{tag}: CPU us per raw SM2 signature"] = (sign_cpu + sign_cpu_after) / 2
-                    out[f"{tag}: end_to_end_vs_sm2_sign"] = rate / sign
+                    measured_run(ctx, lines, fabric_pids, with_pool, out, tag, "Fabric's orderer, peer, chaincode")
         batches = ctx.ledger.query("GetLedgerInfo")["log"]["size"]
         out["anchor log entries (batches) on Fabric after the runs"] = float(batches)
     finally:
