@@ -6,7 +6,15 @@ the anchoring worker only ever moves entries forward:
 
 ``leaf`` entries (one per license version, ``dedup_key = leaf:<base id>:<version>``)::
 
-    pending --record_batch()--> batched (batch_seq, leaf_index, tx_id) --record_batch_anchored()--> anchored
+    pending --record_batch()--> batched (batch_seq, leaf_index, tx_id)
+
+and the batch they are in::
+
+    built --record_batch_anchored()--> anchored (block_number, log_index, anchored_ms)
+
+A leaf is anchored when its batch is; nothing is written per leaf then. Its receipt (batch, leaf index, root,
+transaction, block, log index) is its row of the ``anchor_receipts`` view, which joins the entry and its
+anchored batch (migration 0003; before it, a receipt row was written and the entry moved to ``anchored``).
 
 ``status`` entries (one per status change, ``dedup_key = status:<base id>:<status_seq>``; a new version's event
 also writes one, the *version update*: reason ``NEW_VERSION``, the license's current status, citing the new
@@ -25,8 +33,8 @@ Crash safety, for the worker (each step is one database transaction):
 2. Submit the stored envelope of every batch still ``built`` (:func:`unfinished_batches`); after a crash the
    same bytes go out again, which the ledger answers as a replay of the same ``tx_id`` (``BATCH_SEQ_REPLAY``),
    never as a second batch.
-3. On commit, :func:`record_batch_anchored` writes one ``anchor_receipts`` row per leaf and marks everything
-   anchored; calling it again changes nothing.
+3. On commit, :func:`record_batch_anchored` marks the batch anchored (its block and log index): one row,
+   whatever the batch's size; calling it again changes nothing.
 4. Status changes wait until the version they cite is anchored and every lower ``status_seq`` of the license
    is anchored (:func:`pending_status_changes`); the ledger wants them contiguous. Build ``ChangeStatus`` with
    the receipt's batch and leaf index and an inclusion proof, :func:`record_status_submitted`, submit,
@@ -55,7 +63,6 @@ from node.db.models import (
 from node.errors import ConflictError, NotFoundError
 
 _OUTBOX = cast(sa.Table, Outbox.__table__)
-_RECEIPTS = cast(sa.Table, AnchorReceipt.__table__)
 ID_CHUNK = 500
 """Ids per ``IN (...)`` list: well under SQLite's bound-parameter limit (999 before 3.32)."""
 
@@ -191,24 +198,45 @@ def pending_leaves(session: Session, limit: int) -> list[PendingLeaf]:
     return [PendingLeaf(*row) for row in rows]
 
 
-def pending_counts(session: Session) -> dict[str, int]:
-    """Outbox entries per ``kind:state`` (for monitoring and the worker's thresholds)."""
+def _leaf_batches(session: Session, states: Sequence[str]) -> dict[str, int]:
+    """Leaves in batches of each of ``states``: the batches' ``leaf_count`` (a leaf entry stays ``batched`` once
+    its batch is anchored, so the batches tell how many are anchored)."""
     rows = session.execute(
-        sa.select(Outbox.kind, Outbox.state, sa.func.count()).group_by(Outbox.kind, Outbox.state)
+        sa.select(AnchorBatch.state, sa.func.sum(AnchorBatch.leaf_count))
+        .where(AnchorBatch.state.in_(states))
+        .group_by(AnchorBatch.state)
     ).all()
-    return {f"{kind}:{state}": count for kind, state, count in rows}
+    return {f"leaf:{'batched' if state == 'built' else state}": int(total) for state, total in rows if total}
+
+
+def pending_counts(session: Session) -> dict[str, int]:
+    """Outbox entries per ``kind:state`` (for monitoring and the worker's thresholds): status entries by their
+    state; leaves ``pending``, ``batched`` (in a batch not yet known to be on the ledger) and ``anchored``."""
+    rows = session.execute(
+        sa.select(Outbox.kind, Outbox.state, sa.func.count())
+        .where(sa.or_(Outbox.kind == "status", Outbox.state == "pending"))
+        .group_by(Outbox.kind, Outbox.state)
+    ).all()
+    counts = {f"{kind}:{state}": count for kind, state, count in rows}
+    return counts | _leaf_batches(session, ("built", "anchored"))
 
 
 def open_counts(session: Session) -> dict[str, int]:
-    """:func:`pending_counts` of the entries not yet anchored (``pending``, ``batched``) only: a range of the
-    ``(state, kind, id)`` index, however many anchored entries the outbox keeps (the anchoring worker's check
-    before each pass)."""
+    """:func:`pending_counts` of what is not yet anchored (``pending``, ``batched``) only: ranges of the
+    ``(state, kind, id)`` index and the batches still ``built``, however many anchored entries the outbox keeps
+    (the anchoring worker's check before each pass)."""
     rows = session.execute(
         sa.select(Outbox.kind, Outbox.state, sa.func.count())
-        .where(Outbox.state.in_(("pending", "batched")))
+        .where(
+            sa.or_(
+                sa.and_(Outbox.state == "pending", Outbox.kind.in_(("leaf", "status"))),
+                sa.and_(Outbox.state == "batched", Outbox.kind == "status"),
+            )
+        )
         .group_by(Outbox.kind, Outbox.state)
     ).all()
-    return {f"{kind}:{state}": count for kind, state, count in rows}
+    counts = {f"{kind}:{state}": count for kind, state, count in rows}
+    return counts | _leaf_batches(session, ("built",))
 
 
 def oldest_pending_ms(session: Session) -> int | None:
@@ -240,10 +268,12 @@ def record_batch(
     taken by another transaction, if an entry is not a pending leaf (or is listed twice), or if ``root_hash``
     is not the RFC 9162 root of the entries' leaf hashes.
 
-    Set-based: the entries and their leaf hashes come from one ``SELECT ... FOR UPDATE`` per
-    :data:`ID_CHUNK` ids, and the entries move to ``batched`` in one ``UPDATE ... FROM unnest(...)`` on
-    PostgreSQL (the driver's executemany on SQLite, :func:`node.bulk.update_by_id`) that only touches rows
-    still ``pending`` (its row count is checked where the driver reports it).
+    Set-based: the entries and their leaf hashes come from one ``SELECT`` per :data:`ID_CHUNK` ids, and the
+    entries move to ``batched`` in one ``UPDATE ... FROM unnest(...)`` on PostgreSQL (the driver's executemany
+    on SQLite, :func:`node.bulk.update_by_id`) that only touches rows still ``pending``. That update is the
+    lock: on PostgreSQL an entry another worker batched since the ``SELECT`` is not updated, its row count
+    falls short and :class:`ConflictError` rolls this batch back (a ``SELECT ... FOR UPDATE`` before it cost
+    a tuple lock per entry); a SQLite transaction holds the write lock from its start (``BEGIN IMMEDIATE``).
     """
     existing = session.get(AnchorBatch, batch_seq)
     if existing is not None:
@@ -263,7 +293,6 @@ def record_batch(
             sa.select(Outbox.id, Outbox.kind, Outbox.state, LicenseVersion.leaf_hash)
             .join(LicenseVersion, LicenseVersion.id == Outbox.version_id)
             .where(Outbox.id.in_(chunk))
-            .with_for_update(of=Outbox)
         ).all()
         found.update((oid, (kind, state, leaf)) for oid, kind, state, leaf in rows)
     leaves: list[bytes] = []
@@ -297,7 +326,9 @@ def record_batch(
         where={"state": "pending"},
     )
     if moved not in (-1, len(outbox_ids)):
-        raise ConflictError("outbox entries left pending under the lock", current=None, requested=str(batch_seq))
+        raise ConflictError(
+            "outbox entries were batched by another worker meanwhile", current=str(moved), requested=str(batch_seq)
+        )
     _expire_outbox(session)
     return batch
 
@@ -312,16 +343,29 @@ def unfinished_batches(session: Session) -> list[AnchorBatch]:
 def record_batch_anchored(
     session: Session, *, batch_seq: int, block_number: int, log_index: int | None, now_ms: int
 ) -> int:
-    """Mark batch ``batch_seq`` committed in ``block_number``, a receipt per leaf; returns receipts added.
+    """Mark batch ``batch_seq`` committed in ``block_number``; returns the leaves it anchored (0 if it was
+    anchored already: calling it again changes nothing).
 
-    Set-based: one ``INSERT ... SELECT`` writes the receipts from the batch's outbox entries and one ``UPDATE``
-    marks them anchored, under the lock on the batch row; a batch already anchored changes nothing.
+    One row changes, the batch's, under its lock: its leaves' receipts are the ``anchor_receipts`` view of their
+    outbox entries and this row (migration 0003). The batch's leaf entries are counted first (an index range):
+    :class:`ConflictError` if they are not ``leaf_count`` entries in state ``batched``.
     """
     batch = session.get(AnchorBatch, batch_seq, with_for_update=True)
     if batch is None:
         raise NotFoundError("batch", str(batch_seq))
     if batch.state == "anchored":
         return 0
+    table = _OUTBOX
+    count = (
+        session.scalar(
+            sa.select(sa.func.count()).where(
+                table.c.batch_seq == batch_seq, table.c.kind == "leaf", table.c.state == "batched"
+            )
+        )
+        or 0
+    )
+    if count != batch.leaf_count:
+        raise ConflictError(f"batch {batch_seq} has {batch.leaf_count} leaves", current=str(count), requested=None)
     batch.state, batch.block_number, batch.log_index, batch.anchored_ms = (
         "anchored",
         block_number,
@@ -329,47 +373,6 @@ def record_batch_anchored(
         now_ms,
     )
     session.flush()
-    table = _OUTBOX
-    in_batch = sa.and_(table.c.kind == "leaf", table.c.batch_seq == batch_seq, table.c.state == "batched")
-    receipts = _RECEIPTS
-    session.execute(
-        sa.insert(receipts).from_select(
-            [
-                "version_id",
-                "outbox_id",
-                "batch_seq",
-                "leaf_index",
-                "batch_root",
-                "tx_id",
-                "block_number",
-                "log_index",
-                "anchored_ms",
-            ],
-            sa.select(
-                table.c.version_id,
-                table.c.id,
-                table.c.batch_seq,
-                table.c.leaf_index,
-                sa.literal(batch.root_hash, sa.LargeBinary),
-                table.c.tx_id,
-                sa.literal(block_number, sa.BigInteger),
-                sa.literal(log_index, sa.BigInteger),
-                sa.literal(now_ms, sa.BigInteger),
-            ).where(in_batch),
-        )
-    )
-    updated = session.execute(
-        sa.update(table).where(in_batch).values(state="anchored", block_number=block_number, anchored_ms=now_ms)
-    )
-    count = _rowcount(updated)
-    written = session.scalar(sa.select(sa.func.count()).where(receipts.c.batch_seq == batch_seq)) or 0
-    if written != count:
-        raise ConflictError(
-            f"batch {batch_seq}: receipts and outbox entries disagree", current=str(count), requested=None
-        )
-    if count != batch.leaf_count:
-        raise ConflictError(f"batch {batch_seq} has {batch.leaf_count} leaves", current=str(count), requested=None)
-    _expire_outbox(session)
     return count
 
 

@@ -21,6 +21,7 @@ from core.divisions import name_of
 from core.errors import DocumentError
 from core.licenses import License, PhysicianLicense, parse_document
 from node.db.models import (
+    AnchorBatch,
     AnchorReceipt,
     AuditEntry,
     LicenseEvent,
@@ -175,6 +176,8 @@ def history(session: Session, row: LicenseRow, *, show_actor: bool) -> dict[str,
     entries: dict[int, Outbox] = {}
     for entry in session.scalars(sa.select(Outbox).where(Outbox.license_id == row.id).order_by(Outbox.id)):
         entries.setdefault(entry.event_id, entry)  # a version event's leaf, not its version update
+    seqs = {e.batch_seq for e in entries.values() if e.kind == "leaf" and e.batch_seq is not None}
+    batches = {b.batch_seq: b for b in session.scalars(sa.select(AnchorBatch).where(AnchorBatch.batch_seq.in_(seqs)))}
     version_of_event = {v.event_id: v.version for v in versions}
     out_events = []
     for e in events:
@@ -186,7 +189,7 @@ def history(session: Session, row: LicenseRow, *, show_actor: bool) -> dict[str,
             "license_status": e.status,
             "new_version": e.id in version_of_event,
             "actor_role": e.actor_role,
-            "ledger": _ledger_ref(entries.get(e.id)),
+            "ledger": _ledger_ref(entries.get(e.id), batches),
         }
         if show_actor:
             item["actor"] = e.actor
@@ -213,14 +216,20 @@ def history(session: Session, row: LicenseRow, *, show_actor: bool) -> dict[str,
     }
 
 
-def _ledger_ref(entry: Outbox | None) -> dict[str, Any] | None:
+def _ledger_ref(entry: Outbox | None, batches: dict[int, AnchorBatch]) -> dict[str, Any] | None:
+    """An event's outbox entry as the API shows it; a leaf is ``anchored`` in its batch's block once its batch
+    is (:mod:`node.outbox`: the entry itself stays ``batched``)."""
     if entry is None:
         return None
+    state, block = entry.state, entry.block_number
+    batch = batches.get(entry.batch_seq) if entry.kind == "leaf" and entry.batch_seq is not None else None
+    if batch is not None and batch.state == "anchored":
+        state, block = "anchored", batch.block_number
     return {
         "kind": entry.kind,
-        "state": entry.state,
+        "state": state,
         "tx_id": entry.tx_id,
-        "block_number": entry.block_number,
+        "block_number": block,
         "batch_seq": entry.batch_seq,
         "leaf_index": entry.leaf_index,
         "status_seq": entry.status_seq,

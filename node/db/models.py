@@ -10,8 +10,10 @@
 * ``license_events``: issue, change, filing, cancel-filing, suspend, revoke, reinstate, renew: who, when,
   why, the resulting version and status.
 * ``outbox``: what the anchoring worker must put on the ledger, in order (:mod:`node.outbox`).
-* ``anchor_batches`` / ``anchor_receipts``: the batches the worker built and signed, and where each license
-  version landed on the ledger.
+* ``anchor_batches``: the batches the worker built and signed, and where each landed on the ledger.
+* ``anchor_receipts`` (a view, migration 0003): where each license version's leaf landed on the ledger, joined
+  from its outbox entry (batch and leaf index) and its batch (root, block, log index) once the batch is
+  anchored; nothing is written per leaf when a batch is anchored.
 * ``audit_log``: who did or read what, when (ids only, no personal data).
 * ``api_keys`` / ``holder_tokens``: hashed credentials.
 * ``import_progress`` / ``import_rejects``: resumable bulk import.
@@ -25,13 +27,16 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
+    Table,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -160,6 +165,14 @@ class Outbox(Base):
         UniqueConstraint("batch_seq", "leaf_index"),
         UniqueConstraint("event_id", "kind"),
         Index("ix_outbox_state_kind_id", "state", "kind", "id"),
+        # a version has one leaf, found by version (the anchor_receipts view's lookups); migration 0003
+        Index(
+            "uq_outbox_leaf_version_id",
+            "version_id",
+            unique=True,
+            sqlite_where=text("kind = 'leaf'"),
+            postgresql_where=text("kind = 'leaf'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -209,22 +222,49 @@ class AnchorBatch(Base):
     anchored_ms: Mapped[int | None] = mapped_column(BigInteger)
 
 
+VIEWS = MetaData(naming_convention=NAMING)
+"""Views (created by the migrations, never by ``create_all`` of :data:`Base.metadata`)."""
+
+RECEIPTS_VIEW_SQL = (
+    "SELECT o.id AS id, o.version_id AS version_id, o.id AS outbox_id, o.batch_seq AS batch_seq,"
+    " o.leaf_index AS leaf_index, b.root_hash AS batch_root, o.tx_id AS tx_id, b.block_number AS block_number,"
+    " b.log_index AS log_index, b.anchored_ms AS anchored_ms"
+    " FROM outbox AS o JOIN anchor_batches AS b ON b.batch_seq = o.batch_seq"
+    " WHERE o.kind = 'leaf' AND b.state = 'anchored'"
+)
+"""The ``anchor_receipts`` view (migration 0003): a leaf's batch and index from its outbox entry, the rest from
+the batch, for the leaves of anchored batches only."""
+
+
 class AnchorReceipt(Base):
-    """Where one license version's leaf is on the ledger: batch, leaf index, root, transaction, block."""
+    """Where one license version's leaf is on the ledger: batch, leaf index, root, transaction, block. Read-only:
+    the ``anchor_receipts`` view (:data:`RECEIPTS_VIEW_SQL`), one row per leaf of an anchored batch."""
 
-    __tablename__ = "anchor_receipts"
-    __table_args__ = (UniqueConstraint("batch_seq", "leaf_index"),)
+    __table__ = Table(
+        "anchor_receipts",
+        VIEWS,
+        Column("id", Integer, primary_key=True),
+        Column("version_id", Integer, nullable=False),
+        Column("outbox_id", Integer, nullable=False),
+        Column("batch_seq", BigInteger, nullable=False),
+        Column("leaf_index", BigInteger, nullable=False),
+        Column("batch_root", LargeBinary(32), nullable=False),
+        Column("tx_id", String(64), nullable=False),
+        Column("block_number", BigInteger, nullable=False),
+        Column("log_index", BigInteger),
+        Column("anchored_ms", BigInteger, nullable=False),
+    )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("license_versions.id"), unique=True)
-    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), unique=True)
-    batch_seq: Mapped[int] = mapped_column(ForeignKey("anchor_batches.batch_seq"))
-    leaf_index: Mapped[int] = mapped_column(BigInteger)
-    batch_root: Mapped[bytes] = mapped_column(LargeBinary(32))
-    tx_id: Mapped[str] = mapped_column(String(64))
-    block_number: Mapped[int] = mapped_column(BigInteger)
-    log_index: Mapped[int | None] = mapped_column(BigInteger)
-    anchored_ms: Mapped[int] = mapped_column(BigInteger)
+    id: Mapped[int]
+    version_id: Mapped[int]
+    outbox_id: Mapped[int]
+    batch_seq: Mapped[int]
+    leaf_index: Mapped[int]
+    batch_root: Mapped[bytes]
+    tx_id: Mapped[str]
+    block_number: Mapped[int]
+    log_index: Mapped[int | None]
+    anchored_ms: Mapped[int]
 
 
 class AuditEntry(Base):

@@ -16,6 +16,7 @@ from core import merkle
 from node import outbox
 from node.db.engine import make_engine
 from node.db.migrate import current_revision, downgrade, head_revision, upgrade
+from node.db.models import RECEIPTS_VIEW_SQL
 
 pytestmark = pytest.mark.integration
 
@@ -78,5 +79,99 @@ def test_migration_0002_applies_to_a_database_with_anchor_receipts(kind: str, tm
                 if kind == "sqlite":
                     assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1  # enforced again
                     assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        finally:
+            engine.dispose()
+
+
+def _receipts(engine: sa.Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT version_id, outbox_id, batch_seq, leaf_index, batch_root, tx_id, block_number, log_index,"
+                    " anchored_ms FROM anchor_receipts ORDER BY outbox_id"
+                )
+            )
+        ]
+
+
+def _leaf_states(engine: sa.Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.text("SELECT id, state, block_number, anchored_ms FROM outbox WHERE kind = 'leaf' ORDER BY id")
+            )
+        ]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_migration_0003_turns_the_receipts_into_a_view_and_back(kind: str, tmp_path: Path) -> None:
+    """0003 drops the receipts table for a view of the same rows; the leaf entries of anchored batches go from
+    ``anchored`` to ``batched`` (their block and time stay in the batch row); downgrading restores both."""
+    with _node(kind, tmp_path / "node") as n:
+        issued = [n.issue(doc) for doc in nurses(4, seed=91)]
+        assert [r.status_code for r in issued] == [201] * 4
+        _anchor_everything_locally(n)
+        for doc in nurses(2, seed=92):  # pending leaves, in no batch: untouched both ways
+            assert n.issue(doc).status_code == 201
+        suspended = n.client.post(
+            f"/v1/licenses/{issued[0].json()['base_id']}/events",
+            json={"type": "suspend", "reason": "review"},
+            headers=n.auth("operator"),
+        )
+        assert suspended.status_code == 201, suspended.text
+        n.ctx.close()
+        engine = make_engine(n.ctx.settings.url)
+        try:
+            receipts = _receipts(engine)
+            assert len(receipts) == 4 and {r[6] for r in receipts} == {7}
+            leaves = _leaf_states(engine)
+            assert [s for _, s, _, _ in leaves] == ["batched"] * 4 + ["pending"] * 2
+            downgrade(engine, "0002")
+            assert _receipts(engine) == receipts  # now a table again, the same rows
+            old = _leaf_states(engine)
+            assert [(s, b) for _, s, b, _ in old] == [("anchored", 7)] * 4 + [("pending", None)] * 2
+            upgrade(engine)
+            assert current_revision(engine) == head_revision()
+            assert _receipts(engine) == receipts and _leaf_states(engine) == leaves
+            with engine.connect() as conn:  # the view the migration created is the one the models describe
+                for a, b in (
+                    ("anchor_receipts", f"({RECEIPTS_VIEW_SQL}) AS m"),
+                    (f"({RECEIPTS_VIEW_SQL}) AS m", "anchor_receipts"),
+                ):
+                    assert conn.execute(sa.text(f"SELECT * FROM {a} EXCEPT SELECT * FROM {b}")).all() == []
+            # one leaf per version, now by the partial unique index: a second leaf entry for a version, under an
+            # event that has no leaf entry (the suspension's), breaks that index and nothing else
+            with engine.connect() as conn, pytest.raises(sa.exc.IntegrityError, match="version_id"):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO outbox (dedup_key, kind, license_id, version_id, event_id, state, created_ms)"
+                        " SELECT 'leaf:copy', 'leaf', s.license_id, s.version_id, s.event_id, 'pending', 0"
+                        " FROM outbox AS s WHERE s.kind = 'status'"
+                    )
+                )
+        finally:
+            engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_migration_0003_refuses_receipts_that_disagree_and_changes_nothing(kind: str, tmp_path: Path) -> None:
+    with _node(kind, tmp_path / "node") as n:
+        for doc in nurses(3, seed=93):
+            assert n.issue(doc).status_code == 201
+        _anchor_everything_locally(n)
+        n.ctx.close()
+        engine = make_engine(n.ctx.settings.url)
+        try:
+            downgrade(engine, "0002")
+            with engine.begin() as conn:  # a receipt that says another block than its batch
+                conn.execute(sa.text("UPDATE anchor_receipts SET block_number = 8 WHERE leaf_index = 1"))
+            receipts, leaves = _receipts(engine), _leaf_states(engine)
+            with pytest.raises(RuntimeError, match=r"anchor_receipts rows of outbox entries \[\d+\]"):
+                upgrade(engine)
+            assert current_revision(engine) == "0002"
+            assert _receipts(engine) == receipts and _leaf_states(engine) == leaves
         finally:
             engine.dispose()

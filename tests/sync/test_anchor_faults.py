@@ -18,6 +18,7 @@ from netkit import PROVINCES, Net, licledger
 
 from core import canonical
 from core.codes import LicenseId
+from node import outbox
 from node.context import NodeContext
 from node.db.models import AnchorBatch, AnchorReceipt, LicenseVersion, Outbox
 from node.ledger import LedgerClient
@@ -36,11 +37,17 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
 
 
 def _states(ctx: NodeContext) -> dict[str, int]:
+    """Entries per ``kind:state``; a leaf counts as ``anchored`` when its batch is (node.outbox)."""
     with ctx.sessions() as session:
-        rows = session.execute(
+        counts = outbox.pending_counts(session)
+        entries = session.execute(
             sa.select(Outbox.kind, Outbox.state, sa.func.count()).group_by(Outbox.kind, Outbox.state)
         )
-        return {f"{k}:{s}": n for k, s, n in rows}
+        by_row = {f"{k}:{s}": n for k, s, n in entries}
+    # the leaf entries are pending or batched, and the batches account for every batched one
+    assert set(by_row) - {"status:pending", "status:batched", "status:anchored"} <= {"leaf:pending", "leaf:batched"}
+    assert by_row.get("leaf:batched", 0) == counts.get("leaf:batched", 0) + counts.get("leaf:anchored", 0), counts
+    return counts
 
 
 def _assert_anchored_exactly_once(ctx: NodeContext, net: Net, member: str) -> None:
