@@ -276,18 +276,31 @@ def _phases(ctx: NodeContext, lines: list[bytes], results: dict[str, float], nam
     for doc in docs:
         seal_document(doc, ctx.signing_key, ctx.clock())
     t_seal = time.perf_counter() - start
-    start = time.perf_counter()
+    postgres = ctx.engine.dialect.name == "postgresql"
+
+    def server() -> float:
+        return sum(_server_cpu_s().values()) if postgres else 0.0
+
+    start, cpu, db = time.perf_counter(), time.process_time(), server()
     _store(ctx, lines)
     t_store_all = time.perf_counter() - start
-    start = time.perf_counter()
+    cpu_store, db_store = time.process_time() - cpu, server() - db
+    start, cpu, db = time.perf_counter(), time.process_time(), server()
     report = AnchorWorker(ctx).run_once(force=True)
     t_anchor = time.perf_counter() - start
+    cpu_anchor, db_anchor = time.process_time() - cpu, server() - db
     assert report.error is None and report.leaves == n, report
+    for step, own, database in (("validate+seal+commit+store", cpu_store, db_store), ("anchor", cpu_anchor, db_anchor)):
+        results[f"{name}: step alone, {step}, CPU us/license of this process"] = own / n * 1e6
+        if postgres:
+            results[f"{name}: step alone, {step}, CPU us/license of the PostgreSQL server"] = database / n * 1e6
     total = t_store_all + t_anchor
     results[f"{name}: step alone, parse+validate, us/license"] = t_parse / n * 1e6
     results[f"{name}: step alone, seal (SM2 sign), us/license"] = t_seal / n * 1e6
     results[f"{name}: step alone, validate+seal+commit+store, us/license"] = t_store_all / n * 1e6
-    results[f"{name}: step alone, anchor (batches of 1024), us/license"] = t_anchor / n * 1e6
+    results[f"{name}: step alone, anchor (batches of {ctx.settings.anchor_batch_size}), us/license"] = (
+        t_anchor / n * 1e6
+    )
     results[f"{name}: sequential issue then anchor, licenses/s"] = n / total
     results[f"{name}: share of time in the SM2 seal, %"] = 100 * t_seal / total
 
