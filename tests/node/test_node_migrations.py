@@ -23,6 +23,14 @@ pytestmark = pytest.mark.integration
 TABLES = ("licenses", "license_versions", "outbox", "anchor_batches", "anchor_receipts")
 
 
+def _issue_and_anchor(n: NodeUnderTest, count: int, seed: int) -> list[str]:
+    """``count`` nurses issued, then anchored in one batch (:func:`_anchor_everything_locally`); their base ids."""
+    issued = [n.issue(doc) for doc in nurses(count, seed=seed)]
+    assert [r.status_code for r in issued] == [201] * count
+    _anchor_everything_locally(n)
+    return [r.json()["base_id"] for r in issued]
+
+
 def _anchor_everything_locally(n: NodeUnderTest) -> None:
     """What the anchoring worker records for one batch (no ledger needed): batch, receipts, states."""
     with n.ctx.sessions() as session, session.begin():
@@ -62,9 +70,7 @@ def _node(kind: str, directory: Path) -> Iterator[NodeUnderTest]:
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_migration_0002_applies_to_a_database_with_anchor_receipts(kind: str, tmp_path: Path) -> None:
     with _node(kind, tmp_path / "node") as n:
-        for doc in nurses(3, seed=90):
-            assert n.issue(doc).status_code == 201
-        _anchor_everything_locally(n)
+        _issue_and_anchor(n, 3, seed=90)
         counts = {t: n.count(t) for t in TABLES}
         assert counts["anchor_receipts"] == 3
         n.ctx.close()
@@ -111,13 +117,11 @@ def test_migration_0003_turns_the_receipts_into_a_view_and_back(kind: str, tmp_p
     """0003 drops the receipts table for a view of the same rows; the leaf entries of anchored batches go from
     ``anchored`` to ``batched`` (their block and time stay in the batch row); downgrading restores both."""
     with _node(kind, tmp_path / "node") as n:
-        issued = [n.issue(doc) for doc in nurses(4, seed=91)]
-        assert [r.status_code for r in issued] == [201] * 4
-        _anchor_everything_locally(n)
+        bases = _issue_and_anchor(n, 4, seed=91)
         for doc in nurses(2, seed=92):  # pending leaves, in no batch: untouched both ways
             assert n.issue(doc).status_code == 201
         suspended = n.client.post(
-            f"/v1/licenses/{issued[0].json()['base_id']}/events",
+            f"/v1/licenses/{bases[0]}/events",
             json={"type": "suspend", "reason": "review"},
             headers=n.auth("operator"),
         )
@@ -159,9 +163,7 @@ def test_migration_0003_turns_the_receipts_into_a_view_and_back(kind: str, tmp_p
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_migration_0003_refuses_receipts_that_disagree_and_changes_nothing(kind: str, tmp_path: Path) -> None:
     with _node(kind, tmp_path / "node") as n:
-        for doc in nurses(3, seed=93):
-            assert n.issue(doc).status_code == 201
-        _anchor_everything_locally(n)
+        _issue_and_anchor(n, 3, seed=93)
         n.ctx.close()
         engine = make_engine(n.ctx.settings.url)
         try:
