@@ -63,13 +63,15 @@ def _scalar(sql: str) -> int:
 
 
 def _check() -> None:
+    # each receipt is looked up by its outbox id (an index), then compared value by value (log_index may be NULL)
     same = " AND ".join(f"(v.{c} = r.{c} OR (v.{c} IS NULL AND r.{c} IS NULL))" for c in COLUMNS)
     unmatched = (
         op.get_bind()
         .execute(
             sa.text(
                 f"SELECT r.outbox_id FROM anchor_receipts AS r WHERE NOT EXISTS "  # noqa: S608 (constants only)
-                f"(SELECT 1 FROM ({VIEW_SQL}) AS v WHERE {same}) ORDER BY r.outbox_id LIMIT 5"
+                f"(SELECT 1 FROM ({VIEW_SQL}) AS v WHERE v.outbox_id = r.outbox_id AND {same})"
+                " ORDER BY r.outbox_id LIMIT 5"
             )
         )
         .scalars()
