@@ -1,16 +1,17 @@
 """Benchmark a provincial node anchoring on real Hyperledger Fabric: licenses issued *and anchored* per second
 against the raw SM2 signing rate of the same run, as ``bench/bench_anchor.py`` measures on the embedded ledger.
 
-Usage: ``python3 bench/bench_fabric.py [--count N] [--workers N] [--repeat N]``. Needs Fabric's binaries
-(``LICLEDGER_FABRIC_HOME`` or ``peer`` on the PATH, docs/node.md "Running on Hyperledger Fabric"); it starts
-the same loopback network as the tests (``tests/network/fabricnet.py``: one Raft orderer, one peer, TLS, the
-contract as chaincode-as-a-service), puts a new consortium's genesis on it, joins a SQLite node with
-``LICLEDGER_LEDGER_BACKEND=fabric`` and runs bench_anchor's end-to-end measurement (``_end_to_end``: JSON lines
-validated, sealed, stored with their outbox entries per import chunk while the anchoring job runs passes every
-100 ms, batches of 4,096, the node's default; the clock stops at the last receipt), in 1 process and with N
-sealing workers. Also
-printed: CPU microseconds per license of this process and the workers, and of the Fabric processes (orderer,
-peer, chaincode server: on the same cores here, on other machines in production).
+Usage: ``python3 bench/bench_fabric.py [--count N] [--workers N] [--repeat N] [--orgs N]``. Needs Fabric's
+binaries (``LICLEDGER_FABRIC_HOME`` or ``peer`` on the PATH, docs/node.md "Running on Hyperledger Fabric"); it
+starts the same loopback network as the tests (``tests/network/fabricnet.py``: one Raft orderer, one peer per
+organisation, TLS, the contract as chaincode-as-a-service; ``--orgs 3``: three organisations, a majority of
+which endorses every transaction, as ``tests/network/test_fabric_three_orgs.py``), puts a new consortium's
+genesis on it, joins a SQLite node with ``LICLEDGER_LEDGER_BACKEND=fabric`` through organisation 1's peer and
+runs bench_anchor's end-to-end measurement (``_end_to_end``: JSON lines validated, sealed, stored with their
+outbox entries per import chunk while the anchoring job runs passes every 100 ms, batches of 4,096, the node's
+default; the clock stops at the last receipt), in 1 process and with N sealing workers. Also printed: CPU
+microseconds per license of this process and the workers, and of the Fabric processes (orderer, peers,
+chaincode servers: on the same cores here, on other machines in production).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from node.settings import load_settings  # noqa: E402
 MEMBER = "440000"
 
 
-def run(count: int, workers: int, repeat: int) -> dict[str, float]:
+def run(count: int, workers: int, repeat: int, orgs: int = 1) -> dict[str, float]:
     home = fabric_home()
     if home is None:
         raise SystemExit(
@@ -49,7 +50,7 @@ def run(count: int, workers: int, repeat: int) -> dict[str, float]:
     out: dict[str, float] = {"CPU cores (os.cpu_count; shared with other work)": float(os.cpu_count() or 1)}
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "fabric").mkdir()
-        with fabric_network(home, Path(tmp) / "fabric") as net:
+        with fabric_network(home, Path(tmp) / "fabric", orgs=orgs) as net:
             return _run(net, Path(tmp), count, workers, repeat, out)
 
 
@@ -81,7 +82,8 @@ def _run(net: FabricNet, tmp: Path, count: int, workers: int, repeat: int, out: 
                 ):
                     lines = _documents(MEMBER, count, uscc, (3 + 2 * r + m) * count)
                     tag = f"fabric, sqlite: run {r + 1}, {label}"
-                    measured_run(ctx, lines, fabric_pids, with_pool, out, tag, "Fabric's orderer, peer, chaincode")
+                    label_ledger = f"Fabric's orderer, {net.orgs} peer(s) and chaincode server(s)"
+                    measured_run(ctx, lines, fabric_pids, with_pool, out, tag, label_ledger)
         batches = ctx.ledger.query("GetLedgerInfo")["log"]["size"]
         out["anchor log entries (batches) on Fabric after the runs"] = float(batches)
     finally:
@@ -94,8 +96,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=None, help="sealing worker processes (default: CPUs)")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--orgs", type=int, default=1, help="peer organisations (majority endorsement; default 1)")
     args = parser.parse_args()
-    results: dict[str, Any] = run(args.count, args.workers or default_workers(), args.repeat)
+    if args.orgs < 1:
+        parser.error("--orgs must be at least 1")
+    results: dict[str, Any] = run(args.count, args.workers or default_workers(), args.repeat, args.orgs)
     for name, value in results.items():
         print(f"{name:100} {value:12,.2f}")
 
