@@ -7,16 +7,19 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from nodekit import KEK, NodeUnderTest, nurses, physicians, start_node
+from nodekit import KEK, NodeUnderTest, fresh_postgres_database, nurses, physicians, start_node
+from test_node_outbox import _build, _record
 
 from core import canonical
 from node.db.engine import make_engine
 from node.db.migrate import current_revision, head_revision, upgrade
-from node.db.models import Base
+from node.db.models import AnchorBatch, Base, Outbox
+from node.errors import ConflictError
 from node.importer import run_import
 
 pytestmark = pytest.mark.integration
@@ -175,3 +178,52 @@ def test_batch_route_on_postgres(pg: NodeUnderTest) -> None:
     assert pg.count("licenses") == before + 40
     again = pg.client.post("/v1/licenses/batch", content=canonical.encode({"documents": docs[:3]}), headers=h)
     assert again.status_code == 409
+
+
+def test_record_batch_refuses_entries_another_worker_batched_meanwhile(tmp_path: Path) -> None:
+    """``record_batch`` reads the entries without locking them; its ``UPDATE ... WHERE state = 'pending'`` is the
+    lock. Another worker that batches one of the entries and commits between that read and that update (a second
+    connection, run from a hook just before the update is sent) leaves the update one row short: the batch is
+    refused and nothing of it is stored, the other worker's batch stands."""
+    with fresh_postgres_database() as url:
+        n = start_node(tmp_path / "node", database_url=url)
+        try:
+            for doc in nurses(3, seed=94):
+                assert n.issue(doc).status_code == 201
+            seq, leaves, root, envelope = _build(n)
+            taken = leaves[1].outbox_id
+            raced: list[str] = []
+
+            def other_worker(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+                if statement.startswith("UPDATE outbox") and not raced:
+                    raced.append(statement)
+                    with psycopg.connect(url.replace("+psycopg", "")) as other:  # commits on leaving
+                        other.execute(
+                            "INSERT INTO anchor_batches (batch_seq, root_hash, leaf_count, tx_id, envelope, state,"
+                            " created_ms) VALUES (99, %s, 1, %s, %s, 'built', 0)",
+                            (leaves[1].leaf_hash, "cd" * 32, b"{}"),
+                        )
+                        other.execute(
+                            "UPDATE outbox SET state = 'batched', batch_seq = 99, leaf_index = 0, tx_id = %s"
+                            " WHERE id = %s AND state = 'pending'",
+                            ("cd" * 32, taken),
+                        )
+
+            sa.event.listen(n.ctx.engine, "before_cursor_execute", other_worker)
+            try:
+                with pytest.raises(ConflictError, match="batched by another worker"):
+                    _record(n, seq, leaves, root, envelope)
+            finally:
+                sa.event.remove(n.ctx.engine, "before_cursor_execute", other_worker)
+            assert raced
+            with n.ctx.sessions() as session:
+                assert session.get(AnchorBatch, seq) is None
+                states = dict(
+                    session.execute(
+                        sa.select(Outbox.id, Outbox.state).where(Outbox.id.in_([leaf.outbox_id for leaf in leaves]))
+                    ).all()
+                )
+            assert states == {leaf.outbox_id: ("batched" if leaf.outbox_id == taken else "pending") for leaf in leaves}
+        finally:
+            n.client.close()
+            n.ctx.close()
