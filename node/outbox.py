@@ -227,12 +227,7 @@ def open_counts(session: Session) -> dict[str, int]:
     (the anchoring worker's check before each pass)."""
     rows = session.execute(
         sa.select(Outbox.kind, Outbox.state, sa.func.count())
-        .where(
-            sa.or_(
-                sa.and_(Outbox.state == "pending", Outbox.kind.in_(("leaf", "status"))),
-                sa.and_(Outbox.state == "batched", Outbox.kind == "status"),
-            )
-        )
+        .where(sa.or_(Outbox.state == "pending", sa.and_(Outbox.state == "batched", Outbox.kind == "status")))
         .group_by(Outbox.kind, Outbox.state)
     ).all()
     counts = {f"{kind}:{state}": count for kind, state, count in rows}
