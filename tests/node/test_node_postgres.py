@@ -3,6 +3,7 @@ the migrations on both engines: ``upgrade head`` yields exactly the models' sche
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from nodekit import KEK, NodeUnderTest, fresh_postgres_database, nurses, physicians, start_node
 from test_node_outbox import _build, _record
+from test_node_outbox import test_batch_seq_reuse_gap_wrong_root_and_double_batching_are_refused as refusals
 
 from core import canonical
 from node.db.engine import make_engine
@@ -224,6 +226,25 @@ def test_record_batch_refuses_entries_another_worker_batched_meanwhile(tmp_path:
                     ).all()
                 )
             assert states == {leaf.outbox_id: ("batched" if leaf.outbox_id == taken else "pending") for leaf in leaves}
+        finally:
+            n.client.close()
+            n.ctx.close()
+
+
+def test_record_batch_refusals_on_postgres(tmp_path: Path) -> None:
+    """The same refusals as on SQLite (``test_node_outbox``), where the entries are read with one ``= ANY(array)``
+    instead of ``IN`` lists; and an id that is no outbox entry at all."""
+    with fresh_postgres_database() as url:
+        n = start_node(tmp_path / "node", database_url=url)
+        try:
+            refusals(n)  # not collected here under this name
+            assert n.issue(nurses(1, seed=95)[0]).status_code == 201
+            seq, leaves, root, envelope = _build(n)
+            assert len(leaves) == 1
+            missing = [leaves[0], dataclasses.replace(leaves[0], outbox_id=10**6)]
+            with pytest.raises(ConflictError, match="outbox entry 1000000 is not a pending leaf"):
+                _record(n, seq, missing, root, envelope)
+            assert n.count("anchor_batches") == 2
         finally:
             n.client.close()
             n.ctx.close()
