@@ -134,9 +134,9 @@ def insert(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]], *,
     if not rows:
         return []
     connection = session.connection()
-    if connection.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS:
-        return _copy(connection, table, rows, with_ids=key is not None)
     if connection.dialect.name == "postgresql":
+        if len(rows) >= COPY_MIN_ROWS:
+            return _copy(connection, table, rows, with_ids=key is not None)
         columns = list(rows[0])
         quote = connection.dialect.identifier_preparer.quote
         names = ", ".join(quote(c) for c in columns)

@@ -83,11 +83,6 @@ def _id_filters(
     return [column.in_(chunk) for chunk in _chunks(ids)]
 
 
-def _rowcount(result: sa.Result[Any]) -> int:
-    count: int = result.rowcount  # type: ignore[attr-defined]
-    return count
-
-
 def _expire_outbox(session: Session) -> None:
     """Core statements bypass the identity map: expire any outbox entry loaded in ``session``."""
     for obj in list(session.identity_map.values()):
@@ -362,15 +357,10 @@ def record_batch_anchored(
         raise NotFoundError("batch", str(batch_seq))
     if batch.state == "anchored":
         return 0
-    table = _OUTBOX
-    count = (
-        session.scalar(
-            sa.select(sa.func.count()).where(
-                table.c.batch_seq == batch_seq, table.c.kind == "leaf", table.c.state == "batched"
-            )
-        )
-        or 0
+    leaves = sa.select(sa.func.count()).where(
+        Outbox.batch_seq == batch_seq, Outbox.kind == "leaf", Outbox.state == "batched"
     )
+    count = session.scalar(leaves) or 0
     if count != batch.leaf_count:
         raise ConflictError(f"batch {batch_seq} has {batch.leaf_count} leaves", current=str(count), requested=None)
     batch.state, batch.block_number, batch.log_index, batch.anchored_ms = (
