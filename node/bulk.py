@@ -30,6 +30,7 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+from psycopg.types.string import BytesBinaryDumper
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -109,8 +110,12 @@ def _copy(connection: Connection, table: sa.Table, rows: Sequence[dict[str, Any]
                         raise TypeError(f"{table.name}.id has no sequence")
                     sequence = _sequences[table.name] = str(found[0])
                 statement = "SELECT nextval(%s::regclass) FROM generate_series(1, %s)"
-                ids = [i for (i,) in cursor.execute(statement, (sequence, len(rows)))]
+                ids = [i for (i,) in cursor.execute(statement, (sequence, len(rows))).fetchall()]
             names = ["id", *columns] if with_ids else columns
+            # By type name, COPY finds the last dumper registered for bytea: psycopg's for its DB-API ``Binary``
+            # wrapper, in Python, which tests each value for the wrapper. This cursor's own adapters (a copy of the
+            # connection's) get psycopg's dumper of plain bytes back, its C version where psycopg has one.
+            cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
             statement = f"COPY {quote(table.name)} ({', '.join(quote(c) for c in names)}) FROM STDIN (FORMAT BINARY)"
             with cursor.copy(statement) as copy:
                 copy.set_types([_copy_type(table.c[c]) for c in names])
