@@ -241,11 +241,48 @@ def open_counts(session: Session) -> dict[str, int]:
     return counts | _leaf_batches(session, ("built",))
 
 
-def oldest_pending_ms(session: Session) -> int | None:
-    """When the oldest pending leaf was enqueued (the batch age threshold)."""
-    return session.scalar(
-        sa.select(sa.func.min(Outbox.created_ms)).where(Outbox.state == "pending", Outbox.kind == "leaf")
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What the anchoring worker's check before each pass needs (:func:`backlog`), read without counting."""
+
+    unfinished: bool
+    """A batch recorded but not known to be on the ledger (``built``), or a status change pending or submitted."""
+    first_leaf_ms: int | None
+    """When the pending leaf with the lowest id was enqueued (``None``: no pending leaf)."""
+    leaf_span: int
+    """Last minus first pending leaf id, plus one (0: none): at least the number of pending leaves."""
+
+
+def backlog(session: Session) -> Backlog:
+    """:class:`Backlog` from index probes of the ``(state, kind, id)`` index and the batches, in one statement:
+    its cost does not grow with the number of pending entries, where counting them did (every pass, however
+    large a backlog the ledger being down had left)."""
+    leaves = sa.select(Outbox.id).where(Outbox.state == "pending", Outbox.kind == "leaf")
+    first = leaves.add_columns(Outbox.created_ms).order_by(Outbox.id).limit(1).subquery()
+    last = leaves.order_by(Outbox.id.desc()).limit(1).scalar_subquery()
+    unfinished = sa.or_(
+        sa.exists().where(AnchorBatch.state == "built"),
+        sa.exists().where(Outbox.state == "pending", Outbox.kind == "status"),
+        sa.exists().where(Outbox.state == "batched", Outbox.kind == "status"),
     )
+    row = session.execute(
+        sa.select(unfinished, first.c.created_ms, last - first.c.id + 1).select_from(
+            sa.select(sa.literal(1).label("one")).subquery().outerjoin(first, sa.true())
+        )
+    ).one()
+    return Backlog(bool(row[0]), row[1], int(row[2] or 0))
+
+
+def pending_leaves_reach(session: Session, count: int) -> bool:
+    """Whether at least ``count`` leaves are pending: a walk of at most ``count`` entries of the index."""
+    nth = (
+        sa.select(Outbox.id)
+        .where(Outbox.state == "pending", Outbox.kind == "leaf")
+        .order_by(Outbox.id)
+        .offset(count - 1)
+        .limit(1)
+    )
+    return count <= 0 or session.scalar(nth) is not None
 
 
 def next_batch_seq(session: Session) -> int:

@@ -5,9 +5,10 @@ the database: every decision starts from the outbox, and every step that the led
 
 One pass (:meth:`AnchorWorker.run_once`), in this order:
 
-0. **Anything due?** From the outbox alone (:func:`node.outbox.open_counts`, an index range): with no recorded
-   batch or status change unfinished, no status change waiting and the pending leaves below both thresholds, the
-   pass ends without asking the ledger anything (``node serve`` passes every ``anchor_interval_ms``).
+0. **Anything due?** From the outbox alone (:func:`node.outbox.backlog`, index probes, no counting): with no
+   recorded batch or status change unfinished, no status change waiting and the pending leaves below both
+   thresholds, the pass ends without asking the ledger anything and reports no pending counts (``node serve``
+   passes every ``anchor_interval_ms``).
 1. **Finish unfinished batches** (``built``: recorded, maybe submitted): if the ledger already committed the
    batch's transaction, record it; otherwise submit the *stored* envelope again (same bytes, same ``tx_id``).
 2. **Finish submitted status changes** the same way.
@@ -110,8 +111,10 @@ class PassReport:
     resubmitted: int = 0
     rejected: list[str] = field(default_factory=list)
     error: str | None = None
-    pending_leaves: int = 0
-    pending_statuses: int = 0
+    pending_leaves: int | None = None
+    """Leaves not yet anchored after the pass; ``None`` after a pass that had nothing due (not counted: counting
+    cost every idle pass time in proportion to the backlog)."""
+    pending_statuses: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,12 +163,11 @@ class AnchorWorker:
         so an operator learns at once that the node could not anchor."""
         with self._lock:
             report = PassReport()
-            with self.node.sessions() as session:
-                counts = outbox.open_counts(session)
-                idle = not (force or check_ledger) and not self._due(session, counts)
-            if idle:  # nothing to submit nor to sign: the ledger is not asked anything (passes run every second)
-                report.pending_leaves = counts.get("leaf:pending", 0)
-                return report
+            if not (force or check_ledger):
+                with self.node.sessions() as session:
+                    due = self._due(session)
+                if not due:  # nothing to submit nor to sign: the ledger is not asked anything (passes run every second)
+                    return report
             try:
                 with self.node.sessions() as session:
                     at = self._signing_time(session)
@@ -203,18 +205,23 @@ class AnchorWorker:
                 )
             return report
 
-    def _due(self, session: Session, counts: dict[str, int]) -> bool:
+    def _due(self, session: Session) -> bool:
         """Whether a pass has anything to do: a recorded batch or status change not yet known to be on the
-        ledger, a status change waiting, or pending leaves reaching the batch size or age threshold."""
-        if counts.get("leaf:batched") or counts.get("status:batched") or counts.get("status:pending"):
+        ledger, a status change waiting, or pending leaves reaching the batch size or age threshold.
+
+        Index probes, not counts (:func:`node.outbox.backlog`): the age is that of the pending leaf with the
+        lowest id (a leaf enqueued concurrently with a lower id but a later time differs by the length of its
+        transaction), and the leaves are counted, up to the batch size, only when the span of their ids could
+        hold that many."""
+        backlog = outbox.backlog(session)
+        if backlog.unfinished:
             return True
-        if outbox.unfinished_batches(session):  # a batch recorded with no leaf left batched: finish it anyway
+        if backlog.first_leaf_ms is None:
+            return False
+        if self.node.clock() - backlog.first_leaf_ms >= self.settings.anchor_batch_max_age_ms:
             return True
-        pending = counts.get("leaf:pending", 0)
-        if pending >= self.settings.anchor_batch_size:
-            return True
-        oldest = outbox.oldest_pending_ms(session) if pending else None
-        return oldest is not None and self.node.clock() - oldest >= self.settings.anchor_batch_max_age_ms
+        size = self.settings.anchor_batch_size
+        return backlog.leaf_span >= size and outbox.pending_leaves_reach(session, size)
 
     def finish_unfinished(self) -> PassReport:
         """Steps 1-2 only: resubmit (or record) what was recorded but not yet known to be on the ledger.

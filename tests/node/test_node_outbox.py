@@ -144,3 +144,48 @@ def test_status_changes_wait_for_their_leaf_and_for_earlier_changes(node: NodeUn
     history = node.client.get(f"/v1/licenses/{base}/history", headers=h).json()
     assert [e["ledger"]["state"] for e in history["events"]] == ["anchored", "anchored", "pending"]
     assert history["events"][1]["ledger"]["tx_id"] == "c" * 64
+
+
+def _backlog(node: NodeUnderTest) -> tuple[outbox.Backlog, list[bool]]:
+    with node.ctx.sessions() as session:
+        return outbox.backlog(session), [outbox.pending_leaves_reach(session, n) for n in range(6)]
+
+
+def test_backlog_is_what_the_pass_check_needs(node: NodeUnderTest) -> None:
+    """The anchoring worker's check before a pass: unfinished work, the lowest pending leaf's time, the span of
+    pending leaf ids (an upper bound of their number), and whether N leaves are pending; through every state."""
+    empty, reach = _backlog(node)
+    assert empty == outbox.Backlog(unfinished=False, first_leaf_ms=None, leaf_span=0)
+    assert reach == [True, False, False, False, False, False]
+    bases = [node.issue(d).json()["base_id"] for d in physicians(4)]
+    with node.ctx.sessions() as session:
+        created = [leaf.created_ms for leaf in outbox.pending_leaves(session, 10)]
+    backlog, reach = _backlog(node)
+    assert backlog == outbox.Backlog(unfinished=False, first_leaf_ms=created[0], leaf_span=4)
+    assert reach == [True, True, True, True, True, False]
+    seq, leaves, root, envelope = _build(node, limit=3)
+    _record(node, seq, leaves, root, envelope)
+    backlog, reach = _backlog(node)  # a batch recorded, not yet anchored; one leaf left
+    assert backlog == outbox.Backlog(unfinished=True, first_leaf_ms=created[3], leaf_span=1)
+    assert reach == [True, True, False, False, False, False]
+    _anchor(node, seq, block=2)
+    assert _backlog(node)[0] == outbox.Backlog(unfinished=False, first_leaf_ms=created[3], leaf_span=1)
+    h = node.auth("operator")
+    answer = node.client.post(f"/v1/licenses/{bases[0]}/events", json={"type": "suspend", "reason": "a"}, headers=h)
+    assert answer.status_code == 201, answer.text
+    backlog, reach = _backlog(node)  # a status change waits
+    assert (backlog.unfinished, backlog.first_leaf_ms, backlog.leaf_span) == (True, created[3], 1)
+    with node.ctx.sessions() as session:
+        [change] = outbox.pending_status_changes(session, 10)
+    with node.ctx.sessions() as session, session.begin():
+        outbox.record_status_submitted(session, change.outbox_id, tx_id="d" * 64, envelope=b"e", now_ms=1)
+    assert _backlog(node)[0].unfinished  # submitted, not yet anchored
+    with node.ctx.sessions() as session, session.begin():
+        outbox.record_status_anchored(session, change.outbox_id, block_number=3, now_ms=2)
+    assert not _backlog(node)[0].unfinished
+    answer = node.client.post(f"/v1/licenses/{bases[1]}/events", json={"type": "revoke", "reason": "R09"}, headers=h)
+    assert answer.status_code == 201, answer.text
+    node.issue(physicians(6)[5])
+    backlog, reach = _backlog(node)  # two leaves pending, the ids of both status entries between them
+    assert (backlog.unfinished, backlog.first_leaf_ms, backlog.leaf_span) == (True, created[3], 4)
+    assert reach == [True, True, True, False, False, False]

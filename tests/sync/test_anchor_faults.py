@@ -236,8 +236,14 @@ def test_pass_with_nothing_due_asks_the_ledger_nothing(net: Net, tmp_path: Path)
     try:
         assert unreachable.run_once() == PassReport()  # nothing at all
         issuer.issue(documents("nurse", 3, member, ctx.settings.authority_uscc, start=70))
-        report = unreachable.run_once()  # 3 young leaves: below both thresholds
-        assert (report.error, report.pending_leaves, report.batches) == (None, 3, 0), report
+        report = unreachable.run_once()  # 3 young leaves: below both thresholds; nothing counted
+        assert report == PassReport(), report
+        with ctx.sessions() as session:
+            assert outbox.pending_counts(session)["leaf:pending"] == 3
+        issuer.issue(documents("nurse", 7, member, ctx.settings.authority_uscc, start=80))
+        reached = unreachable.run_once()  # 10 young leaves: the batch size
+        assert reached.error is not None and reached.error.startswith("LedgerUnavailableError"), reached
+        assert (reached.pending_leaves, reached.pending_statuses) == (10, 0), reached
         for due in (unreachable.run_once(check_ledger=True), unreachable.run_once(force=True)):
             assert due.error is not None and due.error.startswith("LedgerUnavailableError"), due
         real = ctx.clock
@@ -245,7 +251,7 @@ def test_pass_with_nothing_due_asks_the_ledger_nothing(net: Net, tmp_path: Path)
         aged = unreachable.run_once()
         assert aged.error is not None and aged.error.startswith("LedgerUnavailableError"), aged
         report = AnchorWorker(ctx).run_once()
-        assert (report.error, report.leaves, report.pending_leaves) == (None, 3, 0), report
+        assert (report.error, report.leaves, report.pending_leaves) == (None, 10, 0), report
         _assert_anchored_exactly_once(ctx, net, member)
     finally:
         issuer.close()
