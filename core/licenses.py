@@ -111,18 +111,15 @@ def _parse_date(value: object) -> date:
 def _parse_instant(value: object) -> datetime:
     if not isinstance(value, str) or _INSTANT.fullmatch(value) is None:
         raise _fail("must be an RFC 3339 UTC instant written YYYY-MM-DDTHH:MM:SSZ")
-    try:  # fixed positions (the pattern matched), so no strptime
-        return datetime(
-            int(value[0:4]),
-            int(value[5:7]),
-            int(value[8:10]),
-            int(value[11:13]),
-            int(value[14:16]),
-            int(value[17:19]),
-            tzinfo=UTC,
-        )
+    try:  # the pattern matched: datetime's own ISO 8601 parser (3.11 reads the Z as UTC), an order faster
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         raise _fail("is not a valid instant") from None
+    # and back to the same text, whatever a Python version's parser accepts beyond RFC 3339 (T24:00:00 as the
+    # next midnight, say): the instant is then exactly what rule 4's serialiser writes
+    if parsed.tzinfo is not UTC or _format_instant(parsed) != value:
+        raise _fail("is not a valid instant")
+    return parsed
 
 
 def _format_instant(value: datetime) -> str:
