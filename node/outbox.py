@@ -231,7 +231,7 @@ def pending_counts(session: Session) -> dict[str, int]:
 def open_counts(session: Session) -> dict[str, int]:
     """:func:`pending_counts` of what is not yet anchored (``pending``, ``batched``) only: ranges of the
     ``(state, kind, id)`` index and the batches still ``built``, however many anchored entries the outbox keeps
-    (the anchoring worker's check before each pass)."""
+    (what an anchoring pass that did something reports afterwards; the check before a pass is :func:`backlog`)."""
     rows = session.execute(
         sa.select(Outbox.kind, Outbox.state, sa.func.count())
         .where(sa.or_(Outbox.state == "pending", sa.and_(Outbox.state == "batched", Outbox.kind == "status")))
@@ -257,17 +257,17 @@ def backlog(session: Session) -> Backlog:
     """:class:`Backlog` from index probes of the ``(state, kind, id)`` index and the batches, in one statement:
     its cost does not grow with the number of pending entries, where counting them did (every pass, however
     large a backlog the ledger being down had left)."""
-    leaves = sa.select(Outbox.id).where(Outbox.state == "pending", Outbox.kind == "leaf")
-    first = leaves.add_columns(Outbox.created_ms).order_by(Outbox.id).limit(1).subquery()
-    last = leaves.order_by(Outbox.id.desc()).limit(1).scalar_subquery()
+    leaves = sa.select(Outbox.id).where(Outbox.state == "pending", Outbox.kind == "leaf").limit(1)
+    first = leaves.order_by(Outbox.id)
     unfinished = sa.or_(
         sa.exists().where(AnchorBatch.state == "built"),
-        sa.exists().where(Outbox.state == "pending", Outbox.kind == "status"),
-        sa.exists().where(Outbox.state == "batched", Outbox.kind == "status"),
+        sa.exists().where(Outbox.state.in_(("pending", "batched")), Outbox.kind == "status"),
     )
     row = session.execute(
-        sa.select(unfinished, first.c.created_ms, last - first.c.id + 1).select_from(
-            sa.select(sa.literal(1).label("one")).subquery().outerjoin(first, sa.true())
+        sa.select(  # scalar subqueries only: one row, NULLs where there is no pending leaf
+            unfinished,
+            first.with_only_columns(Outbox.created_ms).scalar_subquery(),
+            leaves.order_by(Outbox.id.desc()).scalar_subquery() - first.scalar_subquery() + 1,
         )
     ).one()
     return Backlog(bool(row[0]), row[1], int(row[2] or 0))
