@@ -15,6 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from nodekit import KEK, NodeUnderTest, fresh_postgres_database, nurses, physicians, start_node
 from test_node_outbox import _build, _record
+from test_node_outbox import test_backlog_is_what_the_pass_check_needs as backlog
 from test_node_outbox import test_batch_seq_reuse_gap_wrong_root_and_double_batching_are_refused as refusals
 
 from core import canonical
@@ -245,6 +246,17 @@ def test_record_batch_refusals_on_postgres(tmp_path: Path) -> None:
             with pytest.raises(ConflictError, match="outbox entry 1000000 is not a pending leaf"):
                 _record(n, seq, missing, root, envelope)
             assert n.count("anchor_batches") == 2
+        finally:
+            n.client.close()
+            n.ctx.close()
+
+
+def test_backlog_on_postgres(tmp_path: Path) -> None:
+    """``outbox.backlog``'s one statement of scalar subqueries through every state, as on SQLite."""
+    with fresh_postgres_database() as url:
+        n = start_node(tmp_path / "node", database_url=url)
+        try:
+            backlog(n)  # not collected here under this name
         finally:
             n.client.close()
             n.ctx.close()
