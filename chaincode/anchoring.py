@@ -40,7 +40,7 @@ from typing import Any
 
 from chaincode import anchor_log, versioned_smt
 from chaincode.context import TxContext, authenticate_author, only_signatures, require_member
-from chaincode.errors import Reason, TransactionRejected
+from chaincode.errors import Reason, TransactionRejected, require_next_seq
 from chaincode.state import (
     StateCorruptError,
     TxState,
@@ -111,12 +111,14 @@ async def anchor_batch(ctx: TxContext) -> None:
     authenticate_author(ctx, member)
     only_signatures(ctx, [(member.name, tx.key_id)])
     expected = await state.get_int(batch_next_key(member.name))
-    if tx.seq > expected:
-        raise TransactionRejected(
-            Reason.BATCH_SEQ_GAP,
-            f"{member.name}'s next batch_seq is {expected}, got {tx.seq}",
-            {"issuer": member.name, "expected": expected, "got": tx.seq},
-        )
+    require_next_seq(
+        tx.seq,
+        expected,
+        replay=None,  # below: a replay of this very transaction or a duplicate of another
+        gap=Reason.BATCH_SEQ_GAP,
+        what=f"{member.name}'s batch_seq",
+        evidence={"issuer": member.name},
+    )
     if tx.seq < expected:
         previous = await load_batch(state, member.name, tx.seq)
         if previous is None:
@@ -268,18 +270,14 @@ async def change_status(ctx: TxContext) -> None:
     # 4. contiguous status_seq
     current = await state.get_json(status_key(license_id.base))
     expected = 0 if current is None else current["status_seq"] + 1
-    if tx.seq < expected:
-        raise TransactionRejected(
-            Reason.STATUS_SEQ_REPLAY,
-            f"status_seq {tx.seq} of {license_id.base} was already used; the next is {expected}",
-            {"license_base_id": license_id.base, "expected": expected, "got": tx.seq},
-        )
-    if tx.seq > expected:
-        raise TransactionRejected(
-            Reason.STATUS_SEQ_GAP,
-            f"the next status_seq of {license_id.base} is {expected}, got {tx.seq}",
-            {"license_base_id": license_id.base, "expected": expected, "got": tx.seq},
-        )
+    require_next_seq(
+        tx.seq,
+        expected,
+        replay=Reason.STATUS_SEQ_REPLAY,
+        gap=Reason.STATUS_SEQ_GAP,
+        what=f"{license_id.base}'s status_seq",
+        evidence={"license_base_id": license_id.base},
+    )
     # 5. transition, 6. effective time
     before = ACTIVE if current is None else current["status"]
     update = args["reason"] == NEW_VERSION

@@ -47,7 +47,7 @@ from typing import Any
 
 from chaincode import anchor_log, versioned_smt
 from chaincode.context import TxContext, authenticate_author, key_valid_at, only_signatures, require_member
-from chaincode.errors import Reason, TransactionRejected
+from chaincode.errors import Reason, TransactionRejected, require_next_seq
 from chaincode.state import (
     CHECKPOINT_LATEST_FINAL,
     CHECKPOINT_NEXT,
@@ -143,13 +143,9 @@ async def propose_checkpoint(ctx: TxContext) -> None:
     authenticate_author(ctx, member)
     only_signatures(ctx, [(member.name, tx.key_id)])
     expected = await state.get_int(CHECKPOINT_NEXT)
-    if tx.seq != expected:
-        reason = Reason.CHECKPOINT_SEQ_REPLAY if tx.seq < expected else Reason.CHECKPOINT_SEQ_GAP
-        raise TransactionRejected(
-            reason,
-            f"the next checkpoint is seq {expected}, got {tx.seq}",
-            {"expected": expected, "got": tx.seq},
-        )
+    require_next_seq(
+        tx.seq, expected, replay=Reason.CHECKPOINT_SEQ_REPLAY, gap=Reason.CHECKPOINT_SEQ_GAP, what="checkpoint seq"
+    )
     if expected:
         previous = await load_checkpoint(state, expected - 1)
         assert previous is not None

@@ -19,7 +19,7 @@ from typing import Any
 
 from core.errors import LicledgerError
 
-__all__ = ["QueryError", "Reason", "TransactionRejected", "split_reason"]
+__all__ = ["QueryError", "Reason", "TransactionRejected", "require_next_seq", "split_reason"]
 
 
 class Reason(StrEnum):
@@ -87,6 +87,31 @@ class TransactionRejected(LicledgerError):
         self.message = message
         self.evidence: dict[str, Any] = dict(evidence or {})
         super().__init__(f"{self.reason.value}: {message}")
+
+
+def require_next_seq(
+    got: int,
+    expected: int,
+    *,
+    replay: Reason | None,
+    gap: Reason,
+    what: str,
+    evidence: Mapping[str, Any] | None = None,
+) -> None:
+    """The rule every counter on the ledger follows (batch, status, checkpoint, member record and node
+    announcement sequence numbers): a transaction carries exactly the next number, ``expected``.
+
+    A lower one is a ``replay`` (the number was used), a higher one a ``gap`` (one is missing); both are
+    :class:`TransactionRejected` naming ``what`` and carrying ``expected`` and ``got`` with ``evidence``.
+    ``replay=None`` leaves a lower number to the caller (a batch's replay is told apart from a duplicate by
+    the stored batch's transaction id)."""
+    if got == expected or (got < expected and replay is None):
+        return
+    reason, verb = (replay, "was already used") if got < expected else (gap, "skips a number")
+    assert reason is not None
+    raise TransactionRejected(
+        reason, f"{what} {got} {verb}; the next is {expected}", {**(evidence or {}), "expected": expected, "got": got}
+    )
 
 
 class QueryError(LicledgerError):

@@ -35,7 +35,7 @@ from chaincode.context import (
     require_member,
     verify_signature,
 )
-from chaincode.errors import Reason, TransactionRejected
+from chaincode.errors import Reason, TransactionRejected, require_next_seq
 from chaincode.state import (
     GENESIS,
     MEMBER_COUNT,
@@ -79,19 +79,13 @@ async def _check_new_key(state: TxState, key_id: str) -> None:
 
 
 def _check_seq(ctx: TxContext, member: MemberRecord) -> None:
-    expected = member.seq + 1
-    if ctx.tx.seq < expected:
-        raise TransactionRejected(
-            Reason.MEMBER_SEQ_REPLAY,
-            f"{member.name}'s record is at seq {member.seq}; seq {ctx.tx.seq} was already used",
-            {"expected": expected, "got": ctx.tx.seq},
-        )
-    if ctx.tx.seq > expected:
-        raise TransactionRejected(
-            Reason.MEMBER_SEQ_GAP,
-            f"{member.name}'s record is at seq {member.seq}; the next change must be seq {expected}",
-            {"expected": expected, "got": ctx.tx.seq},
-        )
+    require_next_seq(
+        ctx.tx.seq,
+        member.seq + 1,
+        replay=Reason.MEMBER_SEQ_REPLAY,
+        gap=Reason.MEMBER_SEQ_GAP,
+        what=f"{member.name}'s member record seq",
+    )
 
 
 async def _endorsed(ctx: TxContext) -> None:

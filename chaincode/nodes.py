@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from chaincode.context import TxContext, authenticate_author, key_valid_at, only_signatures, require_member
-from chaincode.errors import Reason, TransactionRejected
+from chaincode.errors import Reason, require_next_seq
 from chaincode.state import LEDGER_TIME, NODES, StateCorruptError, TxState
 
 __all__ = ["announce_node", "load_nodes"]
@@ -48,13 +48,13 @@ async def announce_node(ctx: TxContext) -> None:
     nodes = await load_nodes(state)
     previous = nodes.get(member.name)
     expected = 0 if previous is None else int(previous["seq"]) + 1
-    if tx.seq != expected:
-        reason = Reason.MEMBER_SEQ_REPLAY if tx.seq < expected else Reason.MEMBER_SEQ_GAP
-        raise TransactionRejected(
-            reason,
-            f"{member.name}'s next node announcement is seq {expected}, not {tx.seq}",
-            {"expected": expected, "got": tx.seq},
-        )
+    require_next_seq(
+        tx.seq,
+        expected,
+        replay=Reason.MEMBER_SEQ_REPLAY,
+        gap=Reason.MEMBER_SEQ_GAP,
+        what=f"{member.name}'s node announcement seq",
+    )
     record = {
         "member": member.name,
         "url": tx.args["url"],

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaincode.checkpoints import checkpoint_body, cosign
-from chaincode.errors import QueryError, Reason
+from chaincode.errors import QueryError, Reason, TransactionRejected, require_next_seq
 from chaincode.server import build_chaincode
 from core.canonical import decode_canonical, encode
 from core.checkpoint import parse_checkpoint, verify_cosignatures
@@ -343,6 +343,42 @@ def test_gapped_batch_seq_is_refused() -> None:
     batch = ledger.make_batch("110000")
     batch.batch_seq = 2
     ledger.rejected(ledger.anchor_env(batch), Reason.BATCH_SEQ_GAP)
+
+
+def test_gapped_batch_seq_message_names_both_numbers() -> None:
+    ledger = Ledger()
+    batch = ledger.make_batch("110000")
+    batch.batch_seq = 3
+    result = ledger.rejected(ledger.anchor_env(batch), Reason.BATCH_SEQ_GAP)
+    assert result.message == "110000's batch_seq 3 skips a number; the next is 0"
+
+
+@pytest.mark.parametrize(
+    ("got", "expected", "reason", "verb"),
+    [(2, 3, Reason.STATUS_SEQ_REPLAY, "was already used"), (4, 3, Reason.STATUS_SEQ_GAP, "skips a number")],
+)
+def test_require_next_seq_tells_replay_from_gap_with_evidence(
+    got: int, expected: int, reason: Reason, verb: str
+) -> None:
+    require_next_seq(3, 3, replay=Reason.STATUS_SEQ_REPLAY, gap=Reason.STATUS_SEQ_GAP, what="x")
+    with pytest.raises(TransactionRejected) as caught:
+        require_next_seq(
+            got,
+            expected,
+            replay=Reason.STATUS_SEQ_REPLAY,
+            gap=Reason.STATUS_SEQ_GAP,
+            what="L1's status_seq",
+            evidence={"license_base_id": "L1"},
+        )
+    assert caught.value.reason is reason
+    assert caught.value.message == f"L1's status_seq {got} {verb}; the next is {expected}"
+    assert caught.value.evidence == {"license_base_id": "L1", "expected": expected, "got": got}
+
+
+def test_require_next_seq_leaves_a_lower_number_to_the_caller_without_a_replay_reason() -> None:
+    require_next_seq(0, 5, replay=None, gap=Reason.BATCH_SEQ_GAP, what="batch_seq")  # the caller's replay check
+    with pytest.raises(TransactionRejected, match="BATCH_SEQ_GAP: batch_seq 6 skips a number; the next is 5"):
+        require_next_seq(6, 5, replay=None, gap=Reason.BATCH_SEQ_GAP, what="batch_seq")
 
 
 def test_second_batch_with_a_used_seq_is_refused_as_duplicate_with_both_roots() -> None:
