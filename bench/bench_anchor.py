@@ -9,8 +9,10 @@ member per database (`node init --network-dir`), and measures, all in this run:
   pays once, on one core. The machine is shared: it is measured right before and right after each end-to-end
   run, each time once the ledger's peers are quiet (the last run's blocks and checkpoints done), and the ratio
   uses their mean;
-* ``end to end``: N licenses from JSON lines to anchored: parsed and validated, sealed, committed, stored with their
-  outbox entry (``records.store_sealed`` per chunk of the importer's ``DEFAULT_CHUNK_LINES``, the import path),
+* ``end to end``: N licenses from a JSON-lines file to anchored, by ``licledger node import``'s code
+  (``node.importer.run_import``: the file's SM3 digest, chunks of ``DEFAULT_CHUNK_LINES`` lines, each parsed and
+  validated, sealed, committed and stored with its outbox entries, its import progress and its audit entry in one
+  transaction; the file is written before the clock starts),
   while the anchoring worker runs passes concurrently as ``node serve`` does, one every ``anchor_interval_ms``
   (batches of ``anchor_batch_size``, 4,096; RFC 9162 root, ``AnchorBatch`` signed and committed by the ledger,
   receipts written); the clock stops when the last receipt is written. The node's settings are its defaults except
@@ -63,13 +65,12 @@ from core.seal import seal_document, signed_payload
 from core.sm2 import PrivateKey
 from network.localnet import free_loopback_ports, init_network
 from network.procs import down, up
-from node import queries, records
-from node.access import Principal
+from node import queries
 from node.cli import cli
 from node.context import NodeContext, open_node
-from node.importer import DEFAULT_CHUNK_LINES
+from node.importer import DEFAULT_CHUNK_LINES, run_import
 from node.proofs import ProofService
-from node.sealing import Sealed, SealingPool, default_workers
+from node.sealing import SealingPool, default_workers
 from node.settings import load_settings
 from sync.anchor import AnchorWorker
 
@@ -146,19 +147,19 @@ def _join(directory: Path, network_dir: Path, member: str, url: str | None) -> s
     return next(line for line in result.stdout.splitlines() if line.startswith("llk_"))
 
 
-def _store(ctx: NodeContext, lines: list[bytes], pool: SealingPool | None = None) -> None:
-    """Parse, validate, seal, commit and store ``lines`` in chunks (each chunk one transaction), the import path:
-    with a pool of worker processes the next chunks are sealed while this process stores the current one."""
-    principal = Principal("operator", "bench")
-    pool = pool or SealingPool(ctx, 0)
-    jobs = ((None, lines[i : i + CHUNK], ctx.clock()) for i in range(0, len(lines), CHUNK))
-    for _, answers in pool.stream(jobs):
-        sealed = [a for a in answers if isinstance(a, Sealed)]
-        assert len(sealed) == len(answers), [a for a in answers if not isinstance(a, Sealed)][:1]
-        with ctx.sessions() as session, session.begin():
-            records.store_sealed(
-                session, ctx, sealed, records.Request(principal, "bench", ctx.clock()), with_holder_token=False
-            )
+def _write(directory: Path, lines: list[bytes]) -> Path:
+    """``lines`` as a JSON-lines file to import (a new name each time: the importer resumes a file it knows)."""
+    path = directory / f"stock-{secrets.token_hex(4)}.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def _store(ctx: NodeContext, path: Path, count: int, pool: SealingPool | None = None) -> None:
+    """Import ``path`` (``count`` licenses) as ``licledger node import`` does: chunks parsed, validated and sealed,
+    each committed with its outbox entries in one transaction; with a pool of worker processes the next chunks are
+    sealed while this process stores the current one."""
+    result = run_import(ctx, path, chunk_lines=CHUNK, pool=pool)
+    assert (result.imported, result.present, result.rejected) == (count, 0, 0), result
 
 
 def _settle(peers: list[int], timeout: float = 20.0) -> None:
@@ -188,6 +189,7 @@ def _end_to_end(
     of this process (all its threads) and the sealing workers (not the ledger's peers nor PostgreSQL's server),
     of this process alone, of the ledger's peers (processes ``peers``) and of the PostgreSQL server's processes
     (0 on SQLite; a backend that exited during the run is missed)."""
+    path = _write(ctx.settings.dir, lines)
     pids = pool.worker_pids() if pool is not None else []  # all started (``warm_up``); checked again at the end
     server_before = _server_cpu_s() if ctx.engine.dialect.name == "postgresql" else {}
     own_before = time.process_time()
@@ -212,7 +214,7 @@ def _end_to_end(
     stored_all = threading.Event()
     start = time.perf_counter()
     thread.start()
-    _store(ctx, lines, pool)
+    _store(ctx, path, len(lines), pool)
     stored_all.set()
     stored = time.perf_counter() - start
     while _pending(ctx):
@@ -281,8 +283,9 @@ def _phases(ctx: NodeContext, lines: list[bytes], results: dict[str, float], nam
     def server() -> float:
         return sum(_server_cpu_s().values()) if postgres else 0.0
 
+    path = _write(ctx.settings.dir, lines)
     start, cpu, db = time.perf_counter(), time.process_time(), server()
-    _store(ctx, lines)
+    _store(ctx, path, n)
     t_store_all = time.perf_counter() - start
     cpu_store, db_store = time.process_time() - cpu, server() - db
     start, cpu, db = time.perf_counter(), time.process_time(), server()

@@ -24,6 +24,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,14 +140,21 @@ def run_import(
     *,
     chunk_lines: int = DEFAULT_CHUNK_LINES,
     workers: int = 0,
+    pool: SealingPool | None = None,
     progress: Callable[[int], None] = lambda n: None,
     report: Callable[[int, str], None] = lambda line, error: None,
 ) -> ImportResult:
     """Import ``path`` into the node (rules above). ``workers`` processes validate and seal the next chunks while
-    this one stores the current chunk (0: all in this process; :mod:`node.sealing`). ``progress(bytes)`` after
-    each chunk, ``report(line, error)`` for each rejected line. Returns the totals."""
+    this one stores the current chunk (0: all in this process; :mod:`node.sealing`), or ``pool``, a pool of this
+    node already started (left open: a caller importing several files, or a benchmark starting its workers
+    before the clock). ``progress(bytes)`` after each chunk, ``report(line, error)`` for each rejected line.
+    Returns the totals."""
     if chunk_lines < 1:
         raise ValueError("chunk_lines must be at least 1")
+    if pool is not None and workers:
+        raise ValueError("give workers or a pool, not both")
+    if pool is not None and pool.sealer.key.key_id != node.signing_key.key_id:
+        raise ValueError("the pool seals with another key than this node's")
     digest = file_digest(path)
     with node.sessions() as session, session.begin():
         state = session.get(ImportProgress, digest)
@@ -164,7 +172,9 @@ def run_import(
             session.add(state)
         offset, line_no, start_line = state.byte_offset, state.line_number, state.line_number
     progress(offset)
-    with path.open("rb") as f, SealingPool(node, workers) as pool:
+    with path.open("rb") as f, contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(SealingPool(node, workers))
         f.seek(offset)
         for chunk, answers in pool.stream(_chunks(node, f, offset, line_no, chunk_lines)):
             with node.sessions() as session, session.begin():

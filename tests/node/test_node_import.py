@@ -3,6 +3,7 @@ real process killed (SIGKILL) mid-import then resumed to the exact count without
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -179,3 +180,38 @@ def test_the_cli_default_chunk_is_the_importers() -> None:
 
     [option] = [p for p in import_.params if p.name == "chunk_lines"]
     assert option.default == DEFAULT_CHUNK_LINES
+
+
+def test_import_with_a_started_pool_leaves_it_open_for_the_next_file(node: NodeUnderTest, tmp_path: Path) -> None:
+    """A caller's pool (a benchmark starts its workers before the clock; an operator script imports several
+    files): each import uses it, and it stays open and usable afterwards."""
+    from node.sealing import SealingPool
+
+    stock = _stock(24, seed=31)
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    _write_lines(first, [canonical.encode(d) for d in stock[:12]])
+    _write_lines(second, [canonical.encode(d) for d in stock[12:]])
+    with SealingPool(node.ctx, 1) as pool:
+        pids = pool.warm_up()
+        assert run_import(node.ctx, first, chunk_lines=5, pool=pool).imported == 12
+        assert run_import(node.ctx, second, chunk_lines=5, pool=pool).imported == 12
+        assert pool.worker_pids() == pids  # the same worker sealed both files
+        with pytest.raises(ValueError, match="workers or a pool"):
+            run_import(node.ctx, first, workers=2, pool=pool)
+    assert node.count("licenses") == 24
+    _integrity(node)
+
+
+def test_import_refuses_a_pool_that_seals_with_another_key(
+    node: NodeUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.sm2 import PrivateKey
+    from node.sealing import SealingPool
+
+    path = tmp_path / "stock.jsonl"
+    _write_lines(path, [canonical.encode(d) for d in _stock(4, seed=33)])
+    with SealingPool(node.ctx, 0) as pool:
+        monkeypatch.setattr(pool, "sealer", dataclasses.replace(pool.sealer, key=PrivateKey.generate()))
+        with pytest.raises(ValueError, match="another key"):
+            run_import(node.ctx, path, pool=pool)
+    assert node.count("licenses") == 0
