@@ -20,17 +20,26 @@ anchoring batch write.
   Only for tables whose columns are integers, strings, bytes and booleans (every table written here; others go
   through SQLAlchemy's executemany).
 
+Reading many rows by key, :func:`one_of` is the condition "``column`` is one of these values" as one bound
+parameter, on PostgreSQL ``= ANY(array)``, on SQLite ``IN (SELECT value FROM json_each(...))`` (an index search
+per value in both): an ``IN`` list of thousands of placeholders is a new statement text for every length, and
+SQLAlchemy renders each placeholder. Measured for the import's check of 5,000 base ids, this process's CPU
+per id: 6.5-12 µs with ``IN``, 2.3 µs with ``= ANY`` on PostgreSQL; 2.5 µs in lists of 500, 1.3 µs with
+``json_each`` on SQLite.
+
 Table and column names come from the models (:mod:`node.db.models`), never from input; values are always bound.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 from psycopg.types.string import BytesBinaryDumper
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -219,3 +228,21 @@ def update_by_id(
         return -1
     changed: int = result.rowcount
     return changed
+
+
+def one_of(
+    session: Session,
+    column: sa.orm.QueryableAttribute[Any] | sa.ColumnElement[Any],
+    values: Sequence[int] | Sequence[str],
+) -> sa.ColumnElement[bool]:
+    """``column`` is one of ``values`` (integers or strings), with all of them in one bound parameter (module
+    docstring). An empty ``values`` selects nothing."""
+    items = list(values)
+    if any(not isinstance(v, int | str) or isinstance(v, bool) for v in items):
+        raise TypeError("one_of takes integers or strings")
+    if session.get_bind().dialect.name == "postgresql":
+        # text[], never varchar(n)[]: a cast to varchar(n) truncates silently, and a truncated value could match
+        element = column.type if isinstance(column.type, sa.Integer) else sa.Text()
+        return column == sa.any_(sa.bindparam(None, items, type_=postgresql.ARRAY(element), unique=True))
+    table = sa.func.json_each(sa.bindparam(None, json.dumps(items), type_=sa.Text(), unique=True))
+    return column.in_(sa.select(sa.column("value")).select_from(table))

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core.hashing import sm3
-from node import audit, records
+from node import audit, bulk, records
 from node.access import Principal
 from node.context import NodeContext
 from node.db.models import ImportProgress, ImportReject
@@ -215,7 +215,8 @@ def _import_chunk(
             valid.append(answer)
     rejects.sort()
     bases = {item.base_id for item in valid}
-    stored = set(session.scalars(sa.select(LicenseRow.base_id).where(LicenseRow.base_id.in_(bases))))
+    known = sa.select(LicenseRow.base_id).where(bulk.one_of(session, LicenseRow.base_id, list(bases)))
+    stored = set(session.scalars(known))
     new: list[Sealed] = []
     for item in valid:
         if item.base_id not in stored:

@@ -48,7 +48,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, aliased
 
 from core import merkle
@@ -64,23 +63,6 @@ from node.db.models import (
 from node.errors import ConflictError, NotFoundError
 
 _OUTBOX = cast(sa.Table, Outbox.__table__)
-ID_CHUNK = 500
-"""Ids per ``IN (...)`` list: well under SQLite's bound-parameter limit (999 before 3.32)."""
-
-
-def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
-    return [ids[i : i + ID_CHUNK] for i in range(0, len(ids), ID_CHUNK)]
-
-
-def _id_filters(
-    session: Session, column: sa.orm.InstrumentedAttribute[int], ids: Sequence[int]
-) -> list[sa.ColumnElement[bool]]:
-    """Conditions that together select the rows whose ``column`` is in ``ids``, one statement each: on PostgreSQL
-    one ``= ANY(array)`` with the ids as one array parameter (an ``IN`` list is a new statement text for every
-    length, rendered and planned each time); on SQLite ``IN`` lists of :data:`ID_CHUNK` ids."""
-    if session.get_bind().dialect.name == "postgresql":
-        return [column == sa.any_(sa.bindparam("ids", list(ids), type_=postgresql.ARRAY(sa.Integer)))]
-    return [column.in_(chunk) for chunk in _chunks(ids)]
 
 
 def _expire_outbox(session: Session) -> None:
@@ -307,7 +289,7 @@ def record_batch(
     taken by another transaction, if an entry is not a pending leaf (or is listed twice), or if ``root_hash``
     is not the RFC 9162 root of the entries' leaf hashes.
 
-    Set-based: the entries and their leaf hashes come from one ``SELECT`` (per :data:`ID_CHUNK` ids on SQLite), and the
+    Set-based: the entries and their leaf hashes come from one ``SELECT`` (:func:`node.bulk.one_of`), and the
     entries move to ``batched`` in one ``UPDATE ... FROM unnest(...)`` on PostgreSQL (the driver's executemany
     on SQLite, :func:`node.bulk.update_by_id`) that only touches rows still ``pending``. That update is the
     lock: on PostgreSQL an entry another worker batched since the ``SELECT`` is not updated, its row count
@@ -326,14 +308,12 @@ def record_batch(
         raise ValueError("a batch needs at least one leaf")
     if len(set(outbox_ids)) != len(outbox_ids):
         raise ConflictError("an outbox entry is listed twice", current=None, requested=str(len(outbox_ids)))
-    found: dict[int, tuple[str, str, bytes]] = {}
-    for condition in _id_filters(session, Outbox.id, outbox_ids):
-        rows = session.execute(
-            sa.select(Outbox.id, Outbox.kind, Outbox.state, LicenseVersion.leaf_hash)
-            .join(LicenseVersion, LicenseVersion.id == Outbox.version_id)
-            .where(condition)
-        ).all()
-        found.update((oid, (kind, state, leaf)) for oid, kind, state, leaf in rows)
+    rows = session.execute(
+        sa.select(Outbox.id, Outbox.kind, Outbox.state, LicenseVersion.leaf_hash)
+        .join(LicenseVersion, LicenseVersion.id == Outbox.version_id)
+        .where(bulk.one_of(session, Outbox.id, outbox_ids))
+    ).all()
+    found = {oid: (kind, state, leaf) for oid, kind, state, leaf in rows}
     leaves: list[bytes] = []
     for oid in outbox_ids:
         row = found.get(oid)

@@ -213,3 +213,43 @@ def test_sqlite_never_copies(node: NodeUnderTest, tmp_path: Path, copies: list[t
     docs = physicians(bulk.COPY_MIN_ROWS + 1, seed=955, start=11_000)
     assert run_import(node.ctx, _write(tmp_path, "s.jsonl", docs)).imported == len(docs)
     assert copies == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_one_of_selects_by_one_parameter_on_both_databases(
+    backend: str, node: NodeUnderTest, pg: NodeUnderTest, tmp_path: Path
+) -> None:
+    n = pg if backend == "postgres" else node
+    docs = physicians(6, seed=957, start=12_000)
+    assert run_import(n.ctx, _write(tmp_path, f"one-of-{backend}.jsonl", docs)).imported == 6
+    bases = [LicenseId.parse(str(d["license_id"])).base for d in docs]
+    # an odd name in a string value (quotes, a backslash, CJK) travels as data, never as SQL or broken JSON
+    wanted = [*bases[:3], "not-a-license", 'x" OR 1=1 --', "\\u0000中"]
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(n.ctx.engine, "before_cursor_execute", seen)
+    try:
+        with n.ctx.sessions() as session:
+            found = set(
+                session.scalars(sa.select(License.base_id).where(bulk.one_of(session, License.base_id, wanted)))
+            )
+            ids = list(session.scalars(sa.select(License.id).where(License.base_id.in_(bases[3:]))))
+            by_id = set(session.scalars(sa.select(License.base_id).where(bulk.one_of(session, License.id, ids))))
+            nothing = list(session.scalars(sa.select(License.id).where(bulk.one_of(session, License.id, []))))
+            nothing += list(session.scalars(sa.select(License.id).where(bulk.one_of(session, License.base_id, []))))
+            # a value longer than the column never matches a stored value by a prefix
+            longer = [bases[0] + "X" * 200]
+            nothing += list(session.scalars(sa.select(License.id).where(bulk.one_of(session, License.base_id, longer))))
+            with pytest.raises(TypeError, match="integers or strings"):
+                bulk.one_of(session, License.id, [1.5])  # type: ignore[arg-type]
+    finally:
+        sa.event.remove(n.ctx.engine, "before_cursor_execute", seen)
+    assert found == set(bases[:3])
+    assert by_id == set(bases[3:])
+    assert nothing == []
+    # one parameter for the whole list, whatever its length: no IN list of placeholders
+    one_of_statements = [s for s in statements if "json_each" in s or "ANY" in s]
+    assert len(one_of_statements) == 5, statements
