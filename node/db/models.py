@@ -29,6 +29,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -102,10 +103,13 @@ class LicenseEvent(Base):
         CheckConstraint(_in("type", EVENT_TYPES), name="type"),
         CheckConstraint(_in("status", LICENSE_STATUSES), name="status"),
         Index("ix_license_events_month_type", "month", "type"),
+        # a license's events by license (its history), and the key the versions and outbox entries reference
+        # with their license: an event is always cited by rows of its own license (migration 0004)
+        UniqueConstraint("license_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id"), index=True)
+    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id"))
     type: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(64))
@@ -122,10 +126,14 @@ class LicenseEvent(Base):
 
 class LicenseVersion(Base):
     __tablename__ = "license_versions"
-    __table_args__ = (UniqueConstraint("license_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("license_id", "version"),
+        # the version's event, of the same license (and so the license, through the event's own key)
+        ForeignKeyConstraint(["license_id", "event_id"], ["license_events.license_id", "license_events.id"]),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id"))
+    license_id: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer)
     full_id: Mapped[str] = mapped_column(String(140), unique=True)
     document: Mapped[bytes] = mapped_column(LargeBinary)
@@ -136,7 +144,7 @@ class LicenseVersion(Base):
     seal: Mapped[bytes] = mapped_column(LargeBinary)
     """Canonical JSON of :meth:`core.seal.Seal.to_dict`."""
     seal_key_id: Mapped[str] = mapped_column(String(64))
-    event_id: Mapped[int] = mapped_column(ForeignKey("license_events.id"), unique=True)
+    event_id: Mapped[int] = mapped_column(Integer, unique=True)
     created_ms: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -173,16 +181,18 @@ class Outbox(Base):
             sqlite_where=text("kind = 'leaf'"),
             postgresql_where=text("kind = 'leaf'"),
         ),
+        # the entry's event, of the entry's license (and so the license, through the event's own key)
+        ForeignKeyConstraint(["license_id", "event_id"], ["license_events.license_id", "license_events.id"]),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dedup_key: Mapped[str] = mapped_column(String(180))
     """``leaf:<base id>:<version>`` or ``status:<base id>:<status_seq>``: one entry per fact, ever."""
     kind: Mapped[str] = mapped_column(String(8))
-    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id"), index=True)
+    license_id: Mapped[int] = mapped_column(Integer, index=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("license_versions.id"))
     """The version whose leaf this is, or (status) the version whose anchored leaf the change cites."""
-    event_id: Mapped[int] = mapped_column(ForeignKey("license_events.id"))
+    event_id: Mapped[int] = mapped_column(Integer)
     """The event announced; a version event has two entries, its ``leaf`` and its version update (``status``)."""
     status: Mapped[str | None] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(64))

@@ -177,3 +177,93 @@ def test_migration_0003_refuses_receipts_that_disagree_and_changes_nothing(kind:
             assert _receipts(engine) == receipts and _leaf_states(engine) == leaves
         finally:
             engine.dispose()
+
+
+def _references(engine: sa.Engine) -> list[tuple[object, ...]]:
+    """Every version's and outbox entry's license and event (what migration 0004 re-keys)."""
+    with engine.connect() as conn:
+        versions = conn.execute(sa.text("SELECT id, license_id, event_id FROM license_versions ORDER BY id")).all()
+        entries = conn.execute(sa.text("SELECT id, license_id, version_id, event_id FROM outbox ORDER BY id")).all()
+    return [("v", *r) for r in versions] + [("o", *r) for r in entries]
+
+
+def _crossed(conn: sa.Connection) -> tuple[int, int, int, int]:
+    """A suspension event ``s`` (cited by no version), a version ``v`` of another license, that version's event
+    ``e`` and the outbox status entry ``o`` of the suspension: ``(s, v, e, o)``. Citing ``s`` from ``v``, or
+    ``e`` from ``o``, cites an event of another license."""
+    s, license_id = conn.execute(sa.text("SELECT id, license_id FROM license_events WHERE type = 'suspend'")).one()
+    v, e = conn.execute(
+        sa.text("SELECT id, event_id FROM license_versions WHERE license_id <> :l ORDER BY id"), {"l": license_id}
+    ).first() or (None, None)
+    assert v is not None and e is not None
+    o = conn.execute(sa.text("SELECT id FROM outbox WHERE kind = 'status' AND event_id = :s"), {"s": s}).scalar_one()
+    return int(s), int(v), int(e), int(o)
+
+
+def _suspend(n: NodeUnderTest, base: str) -> None:
+    answer = n.client.post(
+        f"/v1/licenses/{base}/events", json={"type": "suspend", "reason": "review"}, headers=n.auth("operator")
+    )
+    assert answer.status_code == 201, answer.text
+
+
+_CITE_FROM_VERSION = "UPDATE license_versions SET event_id = :e WHERE id = :v"
+_CITE_FROM_ENTRY = "UPDATE outbox SET event_id = :e WHERE id = :o"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_migration_0004_keys_versions_and_entries_by_their_licenses_event(kind: str, tmp_path: Path) -> None:
+    """After 0004 a version or an outbox entry citing an event of another license is refused (before, it was
+    accepted); the rows are the same both ways."""
+    with _node(kind, tmp_path / "node") as n:
+        bases = _issue_and_anchor(n, 3, seed=94)
+        _suspend(n, bases[1])
+        n.ctx.close()
+        engine = make_engine(n.ctx.settings.url)
+        try:
+            before = _references(engine)
+            downgrade(engine, "0003")
+            assert _references(engine) == before
+            with engine.connect() as conn:  # the old keys let a version and an entry cite another license's event
+                s, v, e, o = _crossed(conn)
+                conn.execute(sa.text(_CITE_FROM_VERSION), {"e": s, "v": v})
+                conn.execute(sa.text(_CITE_FROM_ENTRY), {"e": e, "o": o})
+                conn.rollback()
+            upgrade(engine)
+            assert current_revision(engine) == head_revision()
+            assert _references(engine) == before
+            with engine.connect() as conn:
+                s, v, e, o = _crossed(conn)
+                with pytest.raises(sa.exc.IntegrityError):
+                    conn.execute(sa.text(_CITE_FROM_VERSION), {"e": s, "v": v})
+                conn.rollback()
+                with pytest.raises(sa.exc.IntegrityError):
+                    conn.execute(sa.text(_CITE_FROM_ENTRY), {"e": e, "o": o})
+                conn.rollback()
+                if kind == "sqlite":
+                    assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        finally:
+            engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_migration_0004_refuses_a_row_citing_another_licenses_event_and_changes_nothing(
+    kind: str, tmp_path: Path
+) -> None:
+    with _node(kind, tmp_path / "node") as n:
+        bases = _issue_and_anchor(n, 2, seed=95)
+        _suspend(n, bases[0])
+        n.ctx.close()
+        engine = make_engine(n.ctx.settings.url)
+        try:
+            downgrade(engine, "0003")
+            with engine.begin() as conn:  # possible under 0003's keys
+                s, v, _, _ = _crossed(conn)
+                conn.execute(sa.text(_CITE_FROM_VERSION), {"e": s, "v": v})
+            before = _references(engine)
+            with pytest.raises((sa.exc.IntegrityError, RuntimeError)):
+                upgrade(engine)
+            assert current_revision(engine) == "0003"
+            assert _references(engine) == before
+        finally:
+            engine.dispose()
