@@ -25,6 +25,7 @@ Callers without a credential are rate-limited like the other public routes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -73,6 +74,25 @@ def limited(request: Request, principal: CurrentPrincipal) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(limited)]
+
+
+@dataclass(frozen=True, slots=True)
+class ProofCall:
+    """What every proof and voucher route works with: the caller (rate-limited when public), a read-only session,
+    the proof service, the node and the request's id and time."""
+
+    principal: Principal
+    session: Session
+    proofs: ProofService
+    node: NodeContext
+    ctx: records.Request
+
+
+def proof_call(principal: Caller, session: ReadSessionDep, proofs: ProofsDep, node: NodeDep, ctx: Ctx) -> ProofCall:
+    return ProofCall(principal, session, proofs, node, ctx)
+
+
+ProofCallDep = Annotated[ProofCall, Depends(proof_call)]
 View = Annotated[
     Literal["full", "public"] | None,
     Query(description="`public`: without document, salt and seal; default: full for entitled roles."),
@@ -104,16 +124,16 @@ def referral(request: Request, node: Any, license_id: str, suffix: str) -> Respo
 
 
 def _prepare(
-    session: Any, principal: Principal, license_id: str, view: str | None, request: Request, suffix: str
+    call: ProofCall, license_id: str, view: str | None, request: Request, suffix: str
 ) -> tuple[queries.Loaded, bool]:
     try:
-        loaded = queries.load(session, queries.parse_license_ref(license_id))
+        loaded = queries.load(call.session, queries.parse_license_ref(license_id))
     except NotFoundError:
-        redirect = referral(request, request.app.state.node, license_id, suffix)
+        redirect = referral(request, call.node, license_id, suffix)
         if redirect is not None:
             raise Referral(redirect) from None
         raise
-    return loaded, _disclose(principal, loaded, view)
+    return loaded, _disclose(call.principal, loaded, view)
 
 
 def _disclose(principal: Principal, loaded: queries.Loaded, view: str | None) -> bool:
@@ -128,36 +148,26 @@ def _disclose(principal: Principal, loaded: queries.Loaded, view: str | None) ->
     return disclose
 
 
-def _bundle_response(
-    session: Session,
-    proofs: ProofService,
-    node: NodeContext,
-    ctx: records.Request,
-    principal: Principal,
-    loaded: queries.Loaded,
-    disclose: bool,
-) -> Response:
+def _bundle_response(call: ProofCall, loaded: queries.Loaded, disclose: bool) -> Response:
     """The bundle of ``loaded`` against the latest final checkpoint; a disclosure is audited (``license.proof``,
     personal data) and committed before the answer leaves."""
-    bundle = proofs.bundle(session, loaded, disclose=disclose)
+    bundle = call.proofs.bundle(call.session, loaded, disclose=disclose)
     if disclose:
-        _audit_disclosure(node, principal, ctx, loaded, "license.proof")
+        _audit_disclosure(call, loaded, "license.proof")
     return Response(bundle.to_json(), media_type=BUNDLE_MEDIA_TYPE)
 
 
-def _audit_disclosure(
-    node: NodeContext, principal: Principal, ctx: records.Request, loaded: queries.Loaded, action: str
-) -> None:
-    """Record that ``principal`` was given ``loaded``'s personal data, in a unit of work of its own (the routes
-    read in a read-only session: the write lock is held for this insert only, not while the ledger answers),
+def _audit_disclosure(call: ProofCall, loaded: queries.Loaded, action: str) -> None:
+    """Record that the caller was given ``loaded``'s personal data, in a unit of work of its own (the routes read
+    in a read-only session: the write lock is held for this insert only, not while the ledger answers),
     committed before the answer leaves; if it fails, nothing is disclosed."""
-    with unit_of_work(node.sessions) as session:
+    with unit_of_work(call.node.sessions) as session:
         audit.record(
             session,
-            principal,
+            call.principal,
             action,
-            now_ms=ctx.now_ms,
-            request_id=ctx.request_id,
+            now_ms=call.ctx.now_ms,
+            request_id=call.ctx.request_id,
             object=loaded.version.full_id,
             personal_data=True,
         )
@@ -168,23 +178,14 @@ def _audit_disclosure(
     responses=BUNDLE_RESPONSES,
     response_class=Response,
 )
-def get_proof(
-    request: Request,
-    license_id: LicenseIdPath,
-    principal: Caller,
-    session: ReadSessionDep,
-    proofs: ProofsDep,
-    node: NodeDep,
-    ctx: Ctx,
-    view: View = None,
-) -> Response:
+def get_proof(request: Request, license_id: LicenseIdPath, call: ProofCallDep, view: View = None) -> Response:
     """The license version's proof bundle against the latest final checkpoint (425 while there is none yet); 307
     to the issuer's node for another province's license the node's directory knows."""
     try:
-        loaded, disclose = _prepare(session, principal, license_id, view, request, "proof")
+        loaded, disclose = _prepare(call, license_id, view, request, "proof")
     except Referral as ref:
         return ref.response
-    return _bundle_response(session, proofs, node, ctx, principal, loaded, disclose)
+    return _bundle_response(call, loaded, disclose)
 
 
 CommitmentPath = Annotated[
@@ -201,20 +202,12 @@ CommitmentPath = Annotated[
     responses=BUNDLE_RESPONSES,
     response_class=Response,
 )
-def get_proof_by_commitment(
-    commitment: CommitmentPath,
-    principal: Caller,
-    session: ReadSessionDep,
-    proofs: ProofsDep,
-    node: NodeDep,
-    ctx: Ctx,
-    view: View = None,
-) -> Response:
+def get_proof_by_commitment(commitment: CommitmentPath, call: ProofCallDep, view: View = None) -> Response:
     """The proof bundle of the license version that committed to ``commitment``: the same bundle, views, audit
     and 425s as ``GET /v1/licenses/{id}/proof`` for that version's full identifier. 404 if this node holds no
     such version (a commitment does not name its issuer, so there is no referral)."""
-    loaded = queries.load(session, queries.ref_by_commitment(session, bytes.fromhex(commitment)))
-    return _bundle_response(session, proofs, node, ctx, principal, loaded, _disclose(principal, loaded, view))
+    loaded = queries.load(call.session, queries.ref_by_commitment(call.session, bytes.fromhex(commitment)))
+    return _bundle_response(call, loaded, _disclose(call.principal, loaded, view))
 
 
 @router.get(
@@ -222,22 +215,13 @@ def get_proof_by_commitment(
     responses={200: {"content": {"application/pdf": {}}, "description": "the printable voucher"}, **PROOF_ERRORS},
     response_class=Response,
 )
-def get_voucher(
-    request: Request,
-    license_id: LicenseIdPath,
-    principal: Caller,
-    session: ReadSessionDep,
-    proofs: ProofsDep,
-    node: NodeDep,
-    ctx: Ctx,
-    view: View = None,
-) -> Response:
+def get_voucher(request: Request, license_id: LicenseIdPath, call: ProofCallDep, view: View = None) -> Response:
     """A one-page PDF with the license's facts and a QR code to verify it; personal data only if entitled."""
     try:
-        loaded, disclose = _prepare(session, principal, license_id, view, request, "voucher.pdf")
+        loaded, disclose = _prepare(call, license_id, view, request, "voucher.pdf")
     except Referral as ref:
         return ref.response
-    bundle = proofs.bundle(session, loaded, disclose=disclose)
+    bundle = call.proofs.bundle(call.session, loaded, disclose=disclose)
     if not disclose:
         bundle = public_view(bundle)
     document = loaded.document()
@@ -250,12 +234,12 @@ def get_voucher(
         commitment=bundle.commitment.hex(),
         checkpoint_size=bundle.checkpoint.log_size,
         checkpoint_ms=bundle.checkpoint.timestamp_ms,
-        qr_payload=bundle.to_qr_payload(node_url=node.settings.node_url),
-        node_url=node.settings.node_url,
-        printed_ms=ctx.now_ms,
+        qr_payload=bundle.to_qr_payload(node_url=call.node.settings.node_url),
+        node_url=call.node.settings.node_url,
+        printed_ms=call.ctx.now_ms,
     )
     if disclose:
-        _audit_disclosure(node, principal, ctx, loaded, "license.voucher")
+        _audit_disclosure(call, loaded, "license.voucher")
     filename = loaded.version.full_id.replace(".", "_") + ".pdf"
     return Response(
         pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{filename}"'}
