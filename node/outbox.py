@@ -366,20 +366,28 @@ def record_batch_anchored(
     anchored already: calling it again changes nothing).
 
     One row changes, the batch's, under its lock: its leaves' receipts are the ``anchor_receipts`` view of their
-    outbox entries and this row (migration 0003). The batch's leaf entries are counted first (an index range):
-    :class:`ConflictError` if they are not ``leaf_count`` entries in state ``batched``.
+    outbox entries and this row (migration 0003). The batch's entries are counted first, a range of the
+    ``(batch_seq, leaf_index)`` index: :class:`ConflictError` unless they are ``leaf_count`` leaves in state
+    ``batched``. Kind and state are tested in the count, not in the ``WHERE``: given them there, PostgreSQL's
+    planner, whose statistics still saw every leaf ``pending``, walked the ``(state, kind, id)`` index over every
+    batched leaf the node ever had (measured after 150,000 leaves: 12 µs of server CPU per leaf anchored, against
+    0.8 on an empty node, and growing with the outbox).
     """
     batch = session.get(AnchorBatch, batch_seq, with_for_update=True)
     if batch is None:
         raise NotFoundError("batch", str(batch_seq))
     if batch.state == "anchored":
         return 0
-    leaves = sa.select(sa.func.count()).where(
-        Outbox.batch_seq == batch_seq, Outbox.kind == "leaf", Outbox.state == "batched"
-    )
-    count = session.scalar(leaves) or 0
-    if count != batch.leaf_count:
-        raise ConflictError(f"batch {batch_seq} has {batch.leaf_count} leaves", current=str(count), requested=None)
+    batched_leaf = sa.and_(Outbox.kind == "leaf", Outbox.state == "batched")
+    entries, count = session.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((batched_leaf, 1), else_=0)), 0)).where(
+            Outbox.batch_seq == batch_seq
+        )
+    ).one()
+    if entries != batch.leaf_count or count != batch.leaf_count:
+        raise ConflictError(
+            f"batch {batch_seq} has {batch.leaf_count} leaves", current=f"{count} of {entries}", requested=None
+        )
     batch.state, batch.block_number, batch.log_index, batch.anchored_ms = (
         "anchored",
         block_number,
@@ -387,7 +395,7 @@ def record_batch_anchored(
         now_ms,
     )
     session.flush()
-    return count
+    return int(count)
 
 
 def pending_status_changes(session: Session, limit: int) -> list[PendingStatus]:

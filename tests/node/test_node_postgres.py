@@ -7,6 +7,7 @@ import dataclasses
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from nodekit import KEK, NodeUnderTest, fresh_postgres_database, nurses, physicians, start_node
-from test_node_outbox import _build, _record
+from test_node_outbox import _anchor, _build, _record
 from test_node_outbox import test_backlog_is_what_the_pass_check_needs as backlog
 from test_node_outbox import test_batch_seq_reuse_gap_wrong_root_and_double_batching_are_refused as refusals
 
@@ -257,6 +258,64 @@ def test_backlog_on_postgres(tmp_path: Path) -> None:
         n = start_node(tmp_path / "node", database_url=url)
         try:
             backlog(n)  # not collected here under this name
+        finally:
+            n.client.close()
+            n.ctx.close()
+
+
+def _index_names(plan: object) -> set[str]:
+    if isinstance(plan, dict):
+        own = {plan["Index Name"]} if "Index Name" in plan else set()
+        return own.union(*(_index_names(v) for v in plan.values()))
+    if isinstance(plan, list):
+        return set().union(*(_index_names(v) for v in plan))
+    return set()
+
+
+def test_anchoring_a_batch_counts_its_entries_by_batch_with_stale_statistics(tmp_path: Path) -> None:
+    """The planner's statistics are from when every leaf was pending (as after a large import, before autovacuum
+    analyzes the outbox again): ``record_batch_anchored``'s count must still walk the batch's entries by the
+    ``(batch_seq, leaf_index)`` index, not every batched leaf by the ``(state, kind, id)`` index (it did, and so
+    cost more with every leaf the node ever anchored). Its refusal of a batch whose entries are not its leaves
+    holds all the same."""
+    with fresh_postgres_database() as url:
+        n = start_node(tmp_path / "node", database_url=url)
+        try:
+            stock = tmp_path / "stock.jsonl"  # enough entries for the planner to prefer an index to a scan
+            stock.write_bytes(b"".join(canonical.encode(d) + b"\n" for d in nurses(3000, seed=96)))
+            assert run_import(n.ctx, stock, workers=2).imported == 3000
+            with n.ctx.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE outbox")  # every leaf pending
+            seen: list[tuple[str, Any]] = []
+
+            def count(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
+                if statement.startswith("SELECT count(*)") and "FROM outbox" in statement:
+                    seen.append((statement, parameters))
+
+            sa.event.listen(n.ctx.engine, "before_cursor_execute", count)
+            try:
+                for _ in range(2):
+                    seq, leaves, root, envelope = _build(n, limit=1000)
+                    _record(n, seq, leaves, root, envelope)
+                    assert _anchor(n, seq, block=seq + 1) == 1000
+            finally:
+                sa.event.remove(n.ctx.engine, "before_cursor_execute", count)
+            assert len(seen) == 2
+            with n.ctx.engine.connect() as conn:
+                for statement, parameters in seen:
+                    [[plan]] = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters).all()
+                    assert _index_names(plan) == {"uq_outbox_batch_seq_leaf_index"}, plan
+            # a batch row whose leaf count disagrees with its entries is refused, nothing changed
+            with n.ctx.engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "INSERT INTO anchor_batches (batch_seq, root_hash, leaf_count, tx_id, envelope, state, created_ms)"
+                    " VALUES (2, %(r)s, 1, %(t)s, %(e)s, 'built', 0)",
+                    {"r": b"\0" * 32, "t": "ef" * 32, "e": b"{}"},
+                )
+            with pytest.raises(ConflictError, match="batch 2 has 1 leaves"):
+                _anchor(n, 2, block=9)
+            with n.ctx.sessions() as session:
+                assert session.get(AnchorBatch, 2).state == "built"  # type: ignore[union-attr]
         finally:
             n.client.close()
             n.ctx.close()
