@@ -23,6 +23,11 @@ member per database (`node init --network-dir`), and measures, all in this run:
   the number of CPUs, started before the clock) sealing the next chunks while this process stores; the second ratio
   is against one core's SM2 rate, so it can exceed 1.0. The modes alternate ``--repeat`` times (default 2) and each
   ratio is reported per run and as min/max. The number of cores is printed;
+* ``raw SM2 sign/s on all N cores``: one signing process per CPU, all at once (measured before and after each
+  run, as the single-core rate). With sealing workers the node uses every core, so its rate is also given
+  against this one (``end to end vs SM2 on all N cores``): the single-core ratio says how close the node comes to
+  one core signing flat out, this one how much of the machine's whole signing capacity is left once storing,
+  anchoring, the ledger's peers and the database share the same cores;
 * the CPU time per license of this process and of the workers, of the ledger's four peers (which share the machine's
   cores here; they run on other machines in production) and of the PostgreSQL server's processes, against the CPU
   time of one raw signature: on a shared machine the wall-clock ratio depends on what else runs, the CPU ratio much
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import os
 import secrets
 import signal
@@ -49,6 +55,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +102,28 @@ def _sign(count: int) -> tuple[float, float]:
     for _ in range(count):
         key.sign(payload)
     return count / (time.perf_counter() - start), (time.thread_time() - cpu) / count * 1e6
+
+
+def _sign_until(start_at: float, count: int) -> tuple[float, float]:
+    """In a process of the all-cores pool: wait for the common start, sign ``count`` times; returns the start and
+    end instants (``time.time``, the clock all processes share)."""
+    key = PrivateKey.generate()
+    doc = parse_document(next(synth.generate("physician", 1, MEMBER, 1)))
+    payload = signed_payload(doc.to_canonical_dict(), {"pad": "x" * 200})
+    while (now := time.time()) < start_at:
+        time.sleep(min(0.01, start_at - now))
+    begun = time.time()
+    for _ in range(count):
+        key.sign(payload)
+    return begun, time.time()
+
+
+def _sign_all_cores(cores: ProcessPoolExecutor, processes: int, count: int) -> float:
+    """Raw SM2 signatures per second with ``processes`` processes signing at once (``count`` each), from the first
+    start to the last end: the machine's whole signing capacity, which the single-core rate leaves out."""
+    start_at = time.time() + 0.2
+    spans = list(cores.map(_sign_until, [start_at] * processes, [count] * processes))
+    return processes * count / (max(end for _, end in spans) - min(begun for begun, _ in spans))
 
 
 PASS_INTERVAL_MS = 100
@@ -243,14 +272,20 @@ def measured_run(
     out: dict[str, float],
     tag: str,
     ledger_label: str,
+    cores: ProcessPoolExecutor | None = None,
 ) -> float:
     """One end-to-end run between two raw SM2 measurements, each taken once the ledger's processes are quiet;
-    its figures go to ``out`` under ``tag``; returns the ratio to the mean SM2 rate."""
+    its figures go to ``out`` under ``tag``; returns the ratio to the mean SM2 rate. With ``cores`` (a pool of
+    one process per CPU), the machine's all-cores SM2 rate is measured too, before and after, and the run is
+    also compared with it."""
+    processes = os.cpu_count() or 1
     _settle(ledger_pids)
     before, sign_cpu = _sign(2000)
+    before_all = _sign_all_cores(cores, processes, 1000) if cores is not None else 0.0
     rate, stored, cpu, own, ledger, server = _end_to_end(ctx, lines, ledger_pids, pool)
     _settle(ledger_pids)
     after, sign_cpu_after = _sign(2000)
+    after_all = _sign_all_cores(cores, processes, 1000) if cores is not None else 0.0
     sign = (before + after) / 2
     out[f"{tag}: raw SM2 sign/s (mean of before and after)"] = sign
     out[f"{tag}: end to end, licenses/s ({len(lines):,} validated, sealed, stored, anchored)"] = rate
@@ -264,7 +299,18 @@ def measured_run(
     out[f"{tag}: CPU per SM2 signature / CPU per license (the ratio on 1 dedicated core)"] = (
         (sign_cpu + sign_cpu_after) / 2 / cpu
     )
+    # every process of the run (the ledger's peers and the database server too) against one signature: what the
+    # ratio would be on cores that did nothing else
+    out[f"{tag}: CPU per SM2 signature / CPU per license of all processes (node, workers, peers, server)"] = (
+        (sign_cpu + sign_cpu_after) / 2 / (cpu + ledger + server)
+    )
     out[f"{tag}: end_to_end_vs_sm2_sign"] = rate / sign
+    if cores is not None:
+        sign_all = (before_all + after_all) / 2
+        out[f"{tag}: raw SM2 sign/s on all {processes} cores ({processes} processes; mean of before and after)"] = (
+            sign_all
+        )
+        out[f"{tag}: end to end vs SM2 on all {processes} cores"] = rate / sign_all
     return rate / sign
 
 
@@ -410,6 +456,7 @@ def _bench(
     repeat: int,
     peers: list[int],
     out: dict[str, float],
+    cores: ProcessPoolExecutor | None = None,
 ) -> None:
     member = MEMBERS[name]  # one node per province member: two nodes of one member would fight over batch_seq
     with tempfile.TemporaryDirectory() as tmp:
@@ -428,18 +475,25 @@ def _bench(
                     (f"{workers} sealing workers + this process", pool),
                 ]
                 ratios: dict[str, list[float]] = {label: [] for label, _ in modes}
+                all_cores: list[float] = []
                 for r in range(repeat):  # the modes alternate, so both see the same moods of the shared machine
                     for m, (label, with_pool) in enumerate(modes):
                         # the SM2 rate is measured right before and after each run, the ratio uses their mean
                         lines = _documents(member, count, uscc, (3 + 2 * r + m) * count)
                         tag = f"{name}: run {r + 1}, {label}"
-                        ratio = measured_run(ctx, lines, peers, with_pool, out, tag, "the ledger's 4 peers")
+                        ratio = measured_run(ctx, lines, peers, with_pool, out, tag, "the ledger's 4 peers", cores)
                         ratios[label].append(ratio)
+                        if with_pool is not None and cores is not None:
+                            all_cores.append(out[f"{tag}: end to end vs SM2 on all {os.cpu_count() or 1} cores"])
                 for label, with_pool in modes:
                     note = "" if with_pool is None else " (vs one core's SM2 rate: can exceed 1.0)"
                     values = sorted(ratios[label])
                     out[f"{name}: end_to_end_vs_sm2_sign, {label}{note}, min"] = values[0]
                     out[f"{name}: end_to_end_vs_sm2_sign, {label}{note}, max"] = values[-1]
+                if all_cores:
+                    label = f"{workers} sealing workers + this process vs SM2 on all {os.cpu_count() or 1} cores"
+                    out[f"{name}: {label}, min"] = min(all_cores)
+                    out[f"{name}: {label}, max"] = max(all_cores)
             _phases(ctx, _documents(member, count, uscc, count), out, name)
             if proofs > 0:
                 _proofs(ctx, directory, operator, proofs, out, name)
@@ -458,21 +512,27 @@ def run(
         statuses = up(config)
         assert all(s.healthy for s in statuses), statuses
         peers = [s.pid for s in statuses if s.pid is not None]
+        # one process per CPU for the machine's all-cores SM2 rate, started (and its processes warmed) up front
+        cores = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn"))
         try:
             results["raw SM2 sign/s (at the start)"] = _sign_rate(2000)
-            _bench("sqlite", config.directory, None, count, proofs, workers, repeat, peers, results)
+            results[f"raw SM2 sign/s on all {os.cpu_count() or 1} cores (at the start)"] = _sign_all_cores(
+                cores, os.cpu_count() or 1, 1000
+            )
+            _bench("sqlite", config.directory, None, count, proofs, workers, repeat, peers, results, cores)
             if postgres:
                 db = f"licledger_bench_{secrets.token_hex(4)}"
                 with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
                     conn.execute(f'CREATE DATABASE "{db}"')
                 try:
                     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
-                    _bench("postgres", config.directory, url, count, proofs, workers, repeat, peers, results)
+                    _bench("postgres", config.directory, url, count, proofs, workers, repeat, peers, results, cores)
                 finally:
                     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
                         conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             results["raw SM2 sign/s (again, after)"] = _sign_rate(2000)
         finally:
+            cores.shutdown()
             down(config)
     return results
 
