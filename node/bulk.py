@@ -200,7 +200,12 @@ def update_by_id(
 ) -> int:
     """``UPDATE table SET <values>, <per_row[c][i]> WHERE id = ids[i] AND <where>`` for every ``i``, in one
     statement on PostgreSQL (an executemany of the driver on SQLite); returns the rows changed (``-1`` where the
-    driver does not report it)."""
+    driver does not report it).
+
+    On PostgreSQL the statement also bounds ``id`` by the lowest and highest of ``ids``. That changes no row, but
+    it bounds every plan by the ids' range: joined with the array of ids alone, the planner could walk the table's
+    whole primary key (a merge join) or scan the table (a hash join) when its statistics made the rows look
+    alike, as they do for outbox entries analyzed while all were pending (migration 0005)."""
     connection = session.connection()
     quote = connection.dialect.identifier_preparer.quote
     fixed = list(values)
@@ -208,12 +213,14 @@ def update_by_id(
     if connection.dialect.name == "postgresql":
         sets = [f"{quote(c)} = %s" for c in fixed] + [f"{quote(c)} = u.{quote(c)}" for c in varying]
         conditions = [f"{quote(table.name)}.{quote(c)} = %s" for c in where]
+        conditions.append(f"{quote(table.name)}.id BETWEEN %s AND %s")
         sql = (
             f"UPDATE {quote(table.name)} SET {', '.join(sets)} "  # noqa: S608
             f"FROM {_unnest(connection, table, ['id', *varying])} "
             f"WHERE {quote(table.name)}.id = u.id" + "".join(f" AND {c}" for c in conditions)
         )
-        params = (*values.values(), list(ids), *(list(per_row[c]) for c in varying), *where.values())
+        bounds = (min(ids), max(ids)) if ids else (0, -1)
+        params = (*values.values(), list(ids), *(list(per_row[c]) for c in varying), *where.values(), *bounds)
         count: int = connection.exec_driver_sql(sql, params).rowcount
         return count
     mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"

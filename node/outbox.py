@@ -167,22 +167,31 @@ class PendingStatus:
     leaf_index: int
 
 
+def _queue(*columns: sa.orm.InstrumentedAttribute[Any]) -> sa.Select[Any]:
+    """The pending leaves in ``id`` order, read from their partial index (migration 0005)."""
+    return sa.select(*columns).where(Outbox.state == "pending", Outbox.kind == "leaf").order_by(Outbox.id)
+
+
 def pending_leaves(session: Session, limit: int) -> list[PendingLeaf]:
-    """Up to ``limit`` pending leaves, oldest first."""
+    """Up to ``limit`` pending leaves, oldest first.
+
+    The first ``limit`` entries are taken from the queue in a subquery of their own, then joined with their
+    versions and licenses: as one join, PostgreSQL's planner could scan the whole outbox and sort it, or hash-join
+    every pending entry, when its statistics said most entries were pending."""
+    first = _queue(Outbox.id, Outbox.version_id, Outbox.license_id, Outbox.created_ms).limit(limit).subquery()
     rows = session.execute(
         sa.select(
-            Outbox.id,
+            first.c.id,
             License.base_id,
             LicenseVersion.version,
             LicenseVersion.commitment,
             LicenseVersion.leaf_hash,
-            Outbox.created_ms,
+            first.c.created_ms,
         )
-        .join(LicenseVersion, LicenseVersion.id == Outbox.version_id)
-        .join(License, License.id == Outbox.license_id)
-        .where(Outbox.state == "pending", Outbox.kind == "leaf")
-        .order_by(Outbox.id)
-        .limit(limit)
+        .select_from(first)
+        .join(LicenseVersion, LicenseVersion.id == first.c.version_id)
+        .join(License, License.id == first.c.license_id)
+        .order_by(first.c.id)
     ).all()
     return [PendingLeaf(*row) for row in rows]
 
@@ -342,7 +351,7 @@ def record_batch(
         {"state": "batched", "batch_seq": batch_seq, "tx_id": tx_id, "batched_ms": now_ms},
         {"leaf_index": range(len(outbox_ids))},
         outbox_ids,
-        where={"state": "pending"},
+        where={"state": "pending", "kind": "leaf"},  # the pending-leaf index's condition (migration 0005)
     )
     if moved not in (-1, len(outbox_ids)):
         raise ConflictError(

@@ -53,6 +53,8 @@ EVENT_TYPES = ("issue", "change", "filing", "cancel-filing", "renew", "suspend",
 LICENSE_STATUSES = ("active", "suspended", "revoked", "reinstated")
 OUTBOX_KINDS = ("leaf", "status")
 OUTBOX_STATES = ("pending", "batched", "anchored")
+PENDING_LEAF = "state = 'pending' AND kind = 'leaf'"
+"""The outbox entries the anchoring worker has still to batch (its partial index, migration 0005)."""
 BATCH_STATES = ("built", "anchored")
 ROLES = ("operator", "institution", "agency", "auditor")
 
@@ -173,6 +175,13 @@ class Outbox(Base):
         UniqueConstraint("batch_seq", "leaf_index"),
         UniqueConstraint("event_id", "kind"),
         Index("ix_outbox_state_kind_id", "state", "kind", "id"),
+        # the anchoring worker's queue: the pending leaves only, in id order, whatever the statistics; migration 0005
+        Index(
+            "ix_outbox_pending_leaf_id",
+            "id",
+            sqlite_where=text(PENDING_LEAF),
+            postgresql_where=text(PENDING_LEAF),
+        ),
         # a version has one leaf, found by version (the anchor_receipts view's lookups); migration 0003
         Index(
             "uq_outbox_leaf_version_id",

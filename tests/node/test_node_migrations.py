@@ -267,3 +267,45 @@ def test_migration_0004_refuses_a_row_citing_another_licenses_event_and_changes_
             assert _references(engine) == before
         finally:
             engine.dispose()
+
+
+def _outbox_indexes(engine: sa.Engine) -> set[str]:
+    return {str(ix["name"]) for ix in sa.inspect(engine).get_indexes("outbox")}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_migration_0005_adds_the_pending_leaf_index_and_takes_it_away(kind: str, tmp_path: Path) -> None:
+    """0005 adds the partial index of pending leaves (the anchoring worker's queue) to a node that holds anchored
+    and pending leaves; the queue reads the same through it, and a downgrade removes it."""
+    with _node(kind, tmp_path / "node") as n:
+        _issue_and_anchor(n, 3, seed=98)
+        later = nurses(7, seed=98)[3:]  # the same generator: the first three are the anchored ones
+        assert [n.issue(doc).status_code for doc in later] == [201] * 4
+        with n.ctx.sessions() as session:
+            queue = outbox.pending_leaves(session, 100)
+        assert len(queue) == 4
+        n.ctx.close()
+        engine = make_engine(n.ctx.settings.url)
+        try:
+            assert "ix_outbox_pending_leaf_id" in _outbox_indexes(engine)
+            downgrade(engine, "0004")
+            assert "ix_outbox_pending_leaf_id" not in _outbox_indexes(engine)
+            upgrade(engine)
+            assert current_revision(engine) == head_revision() == "0005"
+            assert "ix_outbox_pending_leaf_id" in _outbox_indexes(engine)
+            with engine.connect() as conn:
+                if kind == "sqlite":  # SQLite's planner searches the queue by an index, whichever of the two
+                    plan = " ".join(
+                        str(row[-1])
+                        for row in conn.exec_driver_sql(
+                            "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE state = 'pending' AND kind = 'leaf'"
+                            " ORDER BY id LIMIT 10"
+                        )
+                    )
+                    assert plan.startswith("SEARCH outbox USING") and "TEMP B-TREE" not in plan, plan
+                ids = conn.exec_driver_sql(
+                    "SELECT id FROM outbox WHERE state = 'pending' AND kind = 'leaf' ORDER BY id"
+                ).scalars()
+                assert list(ids) == [leaf.outbox_id for leaf in queue]
+        finally:
+            engine.dispose()
