@@ -167,9 +167,9 @@ class PendingStatus:
     leaf_index: int
 
 
-def _queue(*columns: sa.orm.InstrumentedAttribute[Any]) -> sa.Select[Any]:
-    """The pending leaves in ``id`` order, read from their partial index (migration 0005)."""
-    return sa.select(*columns).where(Outbox.state == "pending", Outbox.kind == "leaf").order_by(Outbox.id)
+_PENDING_LEAF = sa.and_(Outbox.state == "pending", Outbox.kind == "leaf")
+"""The anchoring worker's queue: the condition of its partial index (migration 0005), which every statement that
+reads the queue in ``id`` order states whole, so that the index serves it whatever the statistics say."""
 
 
 def pending_leaves(session: Session, limit: int) -> list[PendingLeaf]:
@@ -178,7 +178,13 @@ def pending_leaves(session: Session, limit: int) -> list[PendingLeaf]:
     The first ``limit`` entries are taken from the queue in a subquery of their own, then joined with their
     versions and licenses: as one join, PostgreSQL's planner could scan the whole outbox and sort it, or hash-join
     every pending entry, when its statistics said most entries were pending."""
-    first = _queue(Outbox.id, Outbox.version_id, Outbox.license_id, Outbox.created_ms).limit(limit).subquery()
+    first = (
+        sa.select(Outbox.id, Outbox.version_id, Outbox.license_id, Outbox.created_ms)
+        .where(_PENDING_LEAF)
+        .order_by(Outbox.id)
+        .limit(limit)
+        .subquery()
+    )
     rows = session.execute(
         sa.select(
             first.c.id,
@@ -245,10 +251,10 @@ class Backlog:
 
 
 def backlog(session: Session) -> Backlog:
-    """:class:`Backlog` from index probes of the ``(state, kind, id)`` index and the batches, in one statement:
-    its cost does not grow with the number of pending entries, where counting them did (every pass, however
-    large a backlog the ledger being down had left)."""
-    leaves = sa.select(Outbox.id).where(Outbox.state == "pending", Outbox.kind == "leaf").limit(1)
+    """:class:`Backlog` from index probes of the pending-leaf and ``(state, kind, id)`` indexes and the batches,
+    in one statement: its cost does not grow with the number of pending entries, where counting them did (every
+    pass, however large a backlog the ledger being down had left)."""
+    leaves = sa.select(Outbox.id).where(_PENDING_LEAF).limit(1)
     first = leaves.order_by(Outbox.id)
     unfinished = sa.or_(
         sa.exists().where(AnchorBatch.state == "built"),
@@ -266,13 +272,7 @@ def backlog(session: Session) -> Backlog:
 
 def pending_leaves_reach(session: Session, count: int) -> bool:
     """Whether at least ``count`` leaves are pending: a walk of at most ``count`` entries of the index."""
-    nth = (
-        sa.select(Outbox.id)
-        .where(Outbox.state == "pending", Outbox.kind == "leaf")
-        .order_by(Outbox.id)
-        .offset(count - 1)
-        .limit(1)
-    )
+    nth = sa.select(Outbox.id).where(_PENDING_LEAF).order_by(Outbox.id).offset(count - 1).limit(1)
     return count <= 0 or session.scalar(nth) is not None
 
 
