@@ -92,12 +92,16 @@ def _sign_rate(count: int) -> float:
     return _sign(count)[0]
 
 
+def _signing() -> tuple[PrivateKey, bytes]:
+    """A fresh key and a seal-sized payload (a physician document under a seal), what the raw rates sign."""
+    doc = parse_document(next(synth.generate("physician", 1, MEMBER, 1)))
+    return PrivateKey.generate(), signed_payload(doc.to_canonical_dict(), {"pad": "x" * 200})
+
+
 def _sign(count: int) -> tuple[float, float]:
     """Raw SM2 signatures per second (wall clock) and CPU microseconds per signature (this thread's CPU time:
     what a signature costs, whatever else the shared machine runs)."""
-    key = PrivateKey.generate()
-    doc = parse_document(next(synth.generate("physician", 1, MEMBER, 1)))
-    payload = signed_payload(doc.to_canonical_dict(), {"pad": "x" * 200})
+    key, payload = _signing()
     start, cpu = time.perf_counter(), time.thread_time()
     for _ in range(count):
         key.sign(payload)
@@ -107,9 +111,7 @@ def _sign(count: int) -> tuple[float, float]:
 def _sign_until(start_at: float, count: int) -> tuple[int, float, float]:
     """In a process of the all-cores pool: wait for the common start, sign ``count`` times; returns the process id
     and the start and end instants (``time.time``, the clock all processes share)."""
-    key = PrivateKey.generate()
-    doc = parse_document(next(synth.generate("physician", 1, MEMBER, 1)))
-    payload = signed_payload(doc.to_canonical_dict(), {"pad": "x" * 200})
+    key, payload = _signing()
     while (now := time.time()) < start_at:
         time.sleep(min(0.01, start_at - now))
     begun = time.time()
@@ -134,6 +136,7 @@ def _sign_all_cores(cores: ProcessPoolExecutor, processes: int, count: int) -> f
 
 
 PASS_INTERVAL_MS = 100
+CORES = os.cpu_count() or 1
 
 
 def _stat(pid: int | str) -> tuple[str, float] | None:
@@ -280,12 +283,11 @@ def measured_run(
     tag: str,
     ledger_label: str,
     cores: ProcessPoolExecutor | None = None,
-) -> float:
+) -> tuple[float, float | None]:
     """One end-to-end run between two raw SM2 measurements, each taken once the ledger's processes are quiet;
-    its figures go to ``out`` under ``tag``; returns the ratio to the mean SM2 rate. With ``cores`` (a pool of
-    one process per CPU), the machine's all-cores SM2 rate is measured too, before and after, and the run is
-    also compared with it."""
-    processes = os.cpu_count() or 1
+    its figures go to ``out`` under ``tag``; returns the ratio to the mean SM2 rate and, with ``cores`` (a pool
+    of one process per CPU), the ratio to the machine's all-cores SM2 rate, measured before and after too."""
+    processes = CORES
     _settle(ledger_pids)
     before, sign_cpu = _sign(2000)
     before_all = _sign_all_cores(cores, processes, 1000) if cores is not None else 0.0
@@ -312,13 +314,12 @@ def measured_run(
         (sign_cpu + sign_cpu_after) / 2 / (cpu + ledger + server)
     )
     out[f"{tag}: end_to_end_vs_sm2_sign"] = rate / sign
-    if cores is not None:
-        sign_all = (before_all + after_all) / 2
-        out[f"{tag}: raw SM2 sign/s on all {processes} cores ({processes} processes; mean of before and after)"] = (
-            sign_all
-        )
-        out[f"{tag}: end to end vs SM2 on all {processes} cores"] = rate / sign_all
-    return rate / sign
+    if cores is None:
+        return rate / sign, None
+    sign_all = (before_all + after_all) / 2
+    out[f"{tag}: raw SM2 sign/s on all {processes} cores ({processes} processes; mean of before and after)"] = sign_all
+    out[f"{tag}: end to end vs SM2 on all {processes} cores"] = rate / sign_all
+    return rate / sign, rate / sign_all
 
 
 def _phases(ctx: NodeContext, lines: list[bytes], results: dict[str, float], name: str) -> None:
@@ -488,17 +489,19 @@ def _bench(
                         # the SM2 rate is measured right before and after each run, the ratio uses their mean
                         lines = _documents(member, count, uscc, (3 + 2 * r + m) * count)
                         tag = f"{name}: run {r + 1}, {label}"
-                        ratio = measured_run(ctx, lines, peers, with_pool, out, tag, "the ledger's 4 peers", cores)
+                        ratio, ratio_all = measured_run(
+                            ctx, lines, peers, with_pool, out, tag, "the ledger's 4 peers", cores
+                        )
                         ratios[label].append(ratio)
-                        if with_pool is not None and cores is not None:
-                            all_cores.append(out[f"{tag}: end to end vs SM2 on all {os.cpu_count() or 1} cores"])
+                        if with_pool is not None and ratio_all is not None:
+                            all_cores.append(ratio_all)
                 for label, with_pool in modes:
                     note = "" if with_pool is None else " (vs one core's SM2 rate: can exceed 1.0)"
                     values = sorted(ratios[label])
                     out[f"{name}: end_to_end_vs_sm2_sign, {label}{note}, min"] = values[0]
                     out[f"{name}: end_to_end_vs_sm2_sign, {label}{note}, max"] = values[-1]
                 if all_cores:
-                    label = f"{workers} sealing workers + this process vs SM2 on all {os.cpu_count() or 1} cores"
+                    label = f"{workers} sealing workers + this process vs SM2 on all {CORES} cores"
                     out[f"{name}: {label}, min"] = min(all_cores)
                     out[f"{name}: {label}, max"] = max(all_cores)
             _phases(ctx, _documents(member, count, uscc, count), out, name)
@@ -512,7 +515,7 @@ def run(
     count: int = 10_000, proofs: int = 500, postgres: bool = True, workers: int | None = None, repeat: int = 2
 ) -> dict[str, float]:
     os.environ["LICLEDGER_KEK"] = KEK
-    results: dict[str, float] = {"CPU cores (os.cpu_count; shared with other work)": float(os.cpu_count() or 1)}
+    results: dict[str, float] = {"CPU cores (os.cpu_count; shared with other work)": float(CORES)}
     workers = workers if workers is not None else default_workers()
     with tempfile.TemporaryDirectory() as tmp:
         config = init_network(Path(tmp) / "net", ["110000", "310000", MEMBER], seed="bench-anchor")
@@ -520,12 +523,10 @@ def run(
         assert all(s.healthy for s in statuses), statuses
         peers = [s.pid for s in statuses if s.pid is not None]
         # one process per CPU for the machine's all-cores SM2 rate, started (and its processes warmed) up front
-        cores = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=multiprocessing.get_context("spawn"))
+        cores = ProcessPoolExecutor(CORES, mp_context=multiprocessing.get_context("spawn"))
         try:
             results["raw SM2 sign/s (at the start)"] = _sign_rate(2000)
-            results[f"raw SM2 sign/s on all {os.cpu_count() or 1} cores (at the start)"] = _sign_all_cores(
-                cores, os.cpu_count() or 1, 1000
-            )
+            results[f"raw SM2 sign/s on all {CORES} cores (at the start)"] = _sign_all_cores(cores, CORES, 1000)
             _bench("sqlite", config.directory, None, count, proofs, workers, repeat, peers, results, cores)
             if postgres:
                 db = f"licledger_bench_{secrets.token_hex(4)}"
