@@ -67,15 +67,25 @@ def _node(kind: str, directory: Path) -> Iterator[NodeUnderTest]:
             n.ctx.close()
 
 
+@contextmanager
+def _database_of(n: NodeUnderTest) -> Iterator[sa.Engine]:
+    """The node stopped (its context closed) and an engine of the test's own on the node's database, as a
+    migration run by hand meets it; disposed afterwards."""
+    n.ctx.close()
+    engine = make_engine(n.ctx.settings.url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_migration_0002_applies_to_a_database_with_anchor_receipts(kind: str, tmp_path: Path) -> None:
     with _node(kind, tmp_path / "node") as n:
         _issue_and_anchor(n, 3, seed=90)
         counts = {t: n.count(t) for t in TABLES}
         assert counts["anchor_receipts"] == 3
-        n.ctx.close()
-        engine = make_engine(n.ctx.settings.url)
-        try:
+        with _database_of(n) as engine:
             downgrade(engine, "0001")
             assert current_revision(engine) == "0001"
             upgrade(engine)  # raised IntegrityError (FOREIGN KEY constraint failed) on SQLite before the fix
@@ -85,8 +95,6 @@ def test_migration_0002_applies_to_a_database_with_anchor_receipts(kind: str, tm
                 if kind == "sqlite":
                     assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1  # enforced again
                     assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
-        finally:
-            engine.dispose()
 
 
 def _receipts(engine: sa.Engine) -> list[tuple[object, ...]]:
@@ -126,9 +134,7 @@ def test_migration_0003_turns_the_receipts_into_a_view_and_back(kind: str, tmp_p
             headers=n.auth("operator"),
         )
         assert suspended.status_code == 201, suspended.text
-        n.ctx.close()
-        engine = make_engine(n.ctx.settings.url)
-        try:
+        with _database_of(n) as engine:
             receipts = _receipts(engine)
             assert len(receipts) == 4 and {r[6] for r in receipts} == {7}
             leaves = _leaf_states(engine)
@@ -156,17 +162,13 @@ def test_migration_0003_turns_the_receipts_into_a_view_and_back(kind: str, tmp_p
                         " FROM outbox AS s WHERE s.kind = 'status'"
                     )
                 )
-        finally:
-            engine.dispose()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_migration_0003_refuses_receipts_that_disagree_and_changes_nothing(kind: str, tmp_path: Path) -> None:
     with _node(kind, tmp_path / "node") as n:
         _issue_and_anchor(n, 3, seed=93)
-        n.ctx.close()
-        engine = make_engine(n.ctx.settings.url)
-        try:
+        with _database_of(n) as engine:
             downgrade(engine, "0002")
             with engine.begin() as conn:  # a receipt that says another block than its batch
                 conn.execute(sa.text("UPDATE anchor_receipts SET block_number = 8 WHERE leaf_index = 1"))
@@ -175,8 +177,6 @@ def test_migration_0003_refuses_receipts_that_disagree_and_changes_nothing(kind:
                 upgrade(engine)
             assert current_revision(engine) == "0002"
             assert _receipts(engine) == receipts and _leaf_states(engine) == leaves
-        finally:
-            engine.dispose()
 
 
 def _references(engine: sa.Engine) -> list[tuple[object, ...]]:
@@ -218,9 +218,7 @@ def test_migration_0004_keys_versions_and_entries_by_their_licenses_event(kind: 
     with _node(kind, tmp_path / "node") as n:
         bases = _issue_and_anchor(n, 3, seed=94)
         _suspend(n, bases[1])
-        n.ctx.close()
-        engine = make_engine(n.ctx.settings.url)
-        try:
+        with _database_of(n) as engine:
             before = _references(engine)
             downgrade(engine, "0003")
             assert _references(engine) == before
@@ -242,8 +240,6 @@ def test_migration_0004_keys_versions_and_entries_by_their_licenses_event(kind: 
                 conn.rollback()
                 if kind == "sqlite":
                     assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
-        finally:
-            engine.dispose()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -253,9 +249,7 @@ def test_migration_0004_refuses_a_row_citing_another_licenses_event_and_changes_
     with _node(kind, tmp_path / "node") as n:
         bases = _issue_and_anchor(n, 2, seed=95)
         _suspend(n, bases[0])
-        n.ctx.close()
-        engine = make_engine(n.ctx.settings.url)
-        try:
+        with _database_of(n) as engine:
             downgrade(engine, "0003")
             with engine.begin() as conn:  # possible under 0003's keys
                 s, v, _, _ = _crossed(conn)
@@ -265,8 +259,6 @@ def test_migration_0004_refuses_a_row_citing_another_licenses_event_and_changes_
                 upgrade(engine)
             assert current_revision(engine) == "0003"
             assert _references(engine) == before
-        finally:
-            engine.dispose()
 
 
 def _outbox_indexes(engine: sa.Engine) -> set[str]:
@@ -284,9 +276,7 @@ def test_migration_0005_adds_the_pending_leaf_index_and_takes_it_away(kind: str,
         with n.ctx.sessions() as session:
             queue = outbox.pending_leaves(session, 100)
         assert len(queue) == 4
-        n.ctx.close()
-        engine = make_engine(n.ctx.settings.url)
-        try:
+        with _database_of(n) as engine:
             assert "ix_outbox_pending_leaf_id" in _outbox_indexes(engine)
             downgrade(engine, "0004")
             assert "ix_outbox_pending_leaf_id" not in _outbox_indexes(engine)
@@ -307,5 +297,3 @@ def test_migration_0005_adds_the_pending_leaf_index_and_takes_it_away(kind: str,
                     "SELECT id FROM outbox WHERE state = 'pending' AND kind = 'leaf' ORDER BY id"
                 ).scalars()
                 assert list(ids) == [leaf.outbox_id for leaf in queue]
-        finally:
-            engine.dispose()
